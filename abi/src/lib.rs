@@ -1,0 +1,103 @@
+//! Calling-convention classification for statictramp.
+//!
+//! Pure, safe, host-independent Rust: given an ABI and a signature described
+//! with [`Type`]s (a mirror of libffi's `ffi_type`), produce a [`Plan`] that
+//! says where every argument lives when a closure entry has saved the
+//! argument registers into its frame, and how the return value goes back.
+//! Classification runs once per signature (at prep time), never per call.
+//!
+//! Every ABI of every architecture is classified on any host, so these unit
+//! tests run everywhere.
+#![forbid(unsafe_code)]
+
+pub mod plan;
+pub mod types;
+pub mod x86_64;
+
+pub use plan::{ArgLoc, Piece, Plan, RetKind, RetLoc, RetMove, Ext};
+pub use types::{Kind, Type, TypeError};
+
+/// A calling convention that statictramp classifies.
+///
+/// The numeric values libffi uses differ per architecture; [`Abi::from_ffi`]
+/// maps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Abi {
+    /// x86_64 System V (libffi `FFI_UNIX64`, the default on x86_64 Linux).
+    SysV64,
+    /// x86_64 Microsoft convention with `long double` == `double`
+    /// (libffi `FFI_WIN64`, also spelled `FFI_EFI64`).
+    Win64,
+    /// x86_64 Microsoft convention as GCC implements it: `long double` is the
+    /// 16-byte x87 type, passed and returned by reference (libffi `FFI_GNUW64`).
+    GnuW64,
+}
+
+/// The architecture whose libffi ABI numbering applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Arch {
+    X86_64,
+}
+
+impl Abi {
+    /// Maps libffi's `ffi_abi` value for `arch` to an [`Abi`]; `None` where
+    /// libffi would answer `FFI_BAD_ABI`.
+    ///
+    /// x86_64 numbering (libffi `src/x86/ffitarget.h`, non-Windows hosts):
+    /// `FFI_FIRST_ABI = 1, FFI_UNIX64 = 2, FFI_WIN64 = FFI_EFI64 = 3,
+    /// FFI_GNUW64 = 4, FFI_LAST_ABI = 5`.
+    pub fn from_ffi(arch: Arch, abi: u32) -> Option<Abi> {
+        match (arch, abi) {
+            (Arch::X86_64, 2) => Some(Abi::SysV64),
+            (Arch::X86_64, 3) => Some(Abi::Win64),
+            (Arch::X86_64, 4) => Some(Abi::GnuW64),
+            _ => None,
+        }
+    }
+}
+
+/// A closure signature: the ABI, argument types and return type.
+///
+/// Hash and equality are structural, so a `Signature` is the key under which
+/// Plans are interned.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Signature {
+    pub abi: Abi,
+    pub args: Vec<Type>,
+    pub ret: Type,
+}
+
+/// Why a signature cannot be classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClassifyError {
+    /// A type is malformed (libffi: `FFI_BAD_TYPEDEF`).
+    BadType(TypeError),
+    /// The ABI cannot express this signature (libffi: `FFI_BAD_ABI` /
+    /// `FFI_BAD_TYPEDEF`, as libffi answers for the same case).
+    Unsupported(&'static str),
+}
+
+impl core::fmt::Display for ClassifyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ClassifyError::BadType(e) => write!(f, "bad type: {e}"),
+            ClassifyError::Unsupported(why) => write!(f, "unsupported signature: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ClassifyError {}
+
+impl From<TypeError> for ClassifyError {
+    fn from(e: TypeError) -> Self {
+        ClassifyError::BadType(e)
+    }
+}
+
+/// Classifies `sig` for its ABI.
+pub fn classify(sig: &Signature) -> Result<Plan, ClassifyError> {
+    match sig.abi {
+        Abi::SysV64 => x86_64::sysv::classify(sig),
+        Abi::Win64 | Abi::GnuW64 => x86_64::win64::classify(sig),
+    }
+}
