@@ -14,7 +14,7 @@ pub mod plan;
 pub mod types;
 pub mod x86_64;
 
-pub use plan::{ArgLoc, Piece, Plan, RetKind, RetLoc, RetMove, Ext};
+pub use plan::{ArgLoc, Ext, Piece, Plan, RetKind, RetLoc, RetMove};
 pub use types::{Kind, Type, TypeError};
 
 /// A calling convention that statictramp classifies.

@@ -45,7 +45,12 @@ pub enum TypeError {
     /// Alignment zero or not a power of two.
     BadAlign(u64),
     /// The stated size/alignment disagrees with the C layout of the elements.
-    LayoutMismatch { stated_size: u64, stated_align: u64, size: u64, align: u64 },
+    LayoutMismatch {
+        stated_size: u64,
+        stated_align: u64,
+        size: u64,
+        align: u64,
+    },
     /// A complex type whose element is not float, double or long double.
     BadComplex,
     /// Nested deeper than we follow (cyclic or absurd `elements` chains).
@@ -62,7 +67,12 @@ impl core::fmt::Display for TypeError {
             TypeError::EmptyStruct => write!(f, "struct with no elements"),
             TypeError::VoidMember => write!(f, "struct member of type void"),
             TypeError::BadAlign(a) => write!(f, "alignment {a} is not a power of two"),
-            TypeError::LayoutMismatch { stated_size, stated_align, size, align } => write!(
+            TypeError::LayoutMismatch {
+                stated_size,
+                stated_align,
+                size,
+                align,
+            } => write!(
                 f,
                 "stated size/alignment {stated_size}/{stated_align} disagree with the layout of the elements ({size}/{align})"
             ),
@@ -85,9 +95,17 @@ pub const MAX_SIZE: u64 = 1 << 30;
 
 impl Type {
     const fn scalar(kind: Kind, size: u64) -> Type {
-        Type { kind, size, align: size }
+        Type {
+            kind,
+            size,
+            align: size,
+        }
     }
-    pub const VOID: Type = Type { kind: Kind::Void, size: 1, align: 1 };
+    pub const VOID: Type = Type {
+        kind: Kind::Void,
+        size: 1,
+        align: 1,
+    };
     pub const U8: Type = Type::scalar(Kind::U8, 1);
     pub const S8: Type = Type::scalar(Kind::S8, 1);
     pub const U16: Type = Type::scalar(Kind::U16, 2);
@@ -106,7 +124,11 @@ impl Type {
     /// A struct laid out by C rules from its elements.
     pub fn structure(elems: Vec<Type>) -> Result<Type, TypeError> {
         let (size, align) = struct_layout(&elems)?;
-        Ok(Type { kind: Kind::Struct(elems), size, align })
+        Ok(Type {
+            kind: Kind::Struct(elems),
+            size,
+            align,
+        })
     }
 
     /// A complex type of `elem` (float, double or long double).
@@ -115,7 +137,11 @@ impl Type {
             Kind::Float | Kind::Double | Kind::LongDouble => {}
             _ => return Err(TypeError::BadComplex),
         }
-        Ok(Type { size: elem.size * 2, align: elem.align, kind: Kind::Complex(Box::new(elem)) })
+        Ok(Type {
+            size: elem.size * 2,
+            align: elem.align,
+            kind: Kind::Complex(Box::new(elem)),
+        })
     }
 
     /// Checks that the stated size and alignment agree with the layout of
@@ -153,10 +179,10 @@ impl Type {
                     });
                 }
             }
-            Kind::Complex(elem) => {
-                if !matches!(elem.kind, Kind::Float | Kind::Double | Kind::LongDouble) {
-                    return Err(TypeError::BadComplex);
-                }
+            Kind::Complex(elem)
+                if !matches!(elem.kind, Kind::Float | Kind::Double | Kind::LongDouble) =>
+            {
+                return Err(TypeError::BadComplex);
             }
             _ => {}
         }
@@ -165,7 +191,9 @@ impl Type {
 
     /// Byte offsets of a struct's elements (C layout); empty for non-structs.
     pub fn field_offsets(&self) -> Vec<u64> {
-        let Kind::Struct(elems) = &self.kind else { return Vec::new() };
+        let Kind::Struct(elems) = &self.kind else {
+            return Vec::new();
+        };
         let mut off = 0u64;
         elems
             .iter()

@@ -4,3 +4,196 @@
 pub mod frame;
 pub mod sysv;
 pub mod win64;
+
+use crate::{ArgLoc, ClassifyError, Kind, Plan, RetLoc, Type, TypeError};
+
+/// The (size, alignment) every x86_64 ABI gives a scalar kind; `None` for
+/// aggregates and void.
+pub(crate) fn standard_layout(kind: &Kind) -> Option<(u64, u64)> {
+    Some(match kind {
+        Kind::U8 | Kind::S8 => (1, 1),
+        Kind::U16 | Kind::S16 => (2, 2),
+        Kind::U32 | Kind::S32 | Kind::Float => (4, 4),
+        Kind::U64 | Kind::S64 | Kind::Double | Kind::Pointer => (8, 8),
+        Kind::LongDouble => (16, 16),
+        Kind::Void | Kind::Struct(_) | Kind::Complex(_) => return None,
+    })
+}
+
+/// Checks that every scalar inside `t` (and every complex type) has the size
+/// and alignment x86_64 gives it.
+///
+/// [`Type::validate`] checks struct layouts but takes a scalar's size and
+/// alignment on trust; a `uint8` claiming 3 bytes would make the register
+/// arithmetic below meaningless (libffi would silently misbehave), so it is
+/// reported as [`TypeError::LayoutMismatch`] (stated vs. standard layout).
+/// Must run after `validate` (which bounds the nesting depth).
+pub(crate) fn check_standard(t: &Type) -> Result<(), ClassifyError> {
+    let expect = match &t.kind {
+        Kind::Void => return Ok(()),
+        Kind::Struct(elems) => {
+            return elems.iter().try_for_each(check_standard);
+        }
+        Kind::Complex(elem) => {
+            check_standard(elem)?;
+            (elem.size * 2, elem.align)
+        }
+        k => standard_layout(k).expect("scalar kind"),
+    };
+    if (t.size, t.align) != expect {
+        return Err(ClassifyError::BadType(TypeError::LayoutMismatch {
+            stated_size: t.size,
+            stated_align: t.align,
+            size: expect.0,
+            align: expect.1,
+        }));
+    }
+    Ok(())
+}
+
+/// Validates the return type and every argument type, then checks the
+/// x86_64 scalar layouts ([`check_standard`]). A `void` argument is refused
+/// with [`ClassifyError::Unsupported`]`("void argument")`.
+pub(crate) fn check_signature(args: &[Type], ret: &Type) -> Result<(), ClassifyError> {
+    ret.validate()?;
+    check_standard(ret)?;
+    for a in args {
+        a.validate()?;
+        if a.kind == Kind::Void {
+            return Err(ClassifyError::Unsupported("void argument"));
+        }
+        check_standard(a)?;
+    }
+    Ok(())
+}
+
+/// Size of the return buffer: at least 32 bytes (a `_Complex long double`,
+/// and never less than an `ffi_arg`), else the value rounded up to 16.
+pub(crate) fn ret_buf_len(ret: &Type, loc: &RetLoc) -> u64 {
+    match loc {
+        RetLoc::Regs(_) | RetLoc::X87 | RetLoc::X87Pair => ret.size.next_multiple_of(16).max(32),
+        RetLoc::Void | RetLoc::Memory { .. } => 32,
+    }
+}
+
+/// Lays out scratch and assembles the [`Plan`]: `avalue[]` at 0 (8 bytes
+/// per argument), `ngather` 16-byte gather areas right after it (their
+/// offsets, [`gather_dst`], are already in `args`), then the 16-aligned
+/// return buffer.
+pub(crate) fn finish(
+    args: Vec<ArgLoc>,
+    ret: RetLoc,
+    ret_ty: &Type,
+    ngather: u64,
+) -> Result<Plan, ClassifyError> {
+    let gathers_end = 8 * args.len() as u64 + 16 * ngather;
+    let ret_buf = gathers_end.next_multiple_of(16);
+    let scratch = (ret_buf + ret_buf_len(ret_ty, &ret)).next_multiple_of(16);
+    Ok(Plan {
+        args,
+        ret,
+        ret_buf: to_u32(ret_buf)?,
+        scratch_size: to_u32(scratch)?,
+        callee_pop: 0,
+    })
+}
+
+/// Scratch offset of gather area `g` for a signature with `nargs` arguments.
+pub(crate) fn gather_dst(nargs: usize, g: u64) -> Result<u32, ClassifyError> {
+    to_u32(8 * nargs as u64 + 16 * g)
+}
+
+/// Narrows an offset; a signature whose areas exceed 4 GiB is refused.
+pub(crate) fn to_u32(v: u64) -> Result<u32, ClassifyError> {
+    u32::try_from(v).map_err(|_| ClassifyError::Unsupported("signature too large"))
+}
+
+/// Zero/sign extension for a scalar returned in a register: `Sign` for the
+/// signed kinds narrower than a register, `Zero` for everything else (a
+/// full 8-byte value needs no extension).
+pub(crate) fn int_ext(kind: &Kind) -> crate::Ext {
+    match kind {
+        Kind::S8 | Kind::S16 | Kind::S32 => crate::Ext::Sign,
+        _ => crate::Ext::Zero,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonstandard_scalar_is_bad_type() {
+        let odd = Type {
+            kind: Kind::U8,
+            size: 3,
+            align: 1,
+        };
+        assert_eq!(
+            check_standard(&odd),
+            Err(ClassifyError::BadType(TypeError::LayoutMismatch {
+                stated_size: 3,
+                stated_align: 1,
+                size: 1,
+                align: 1
+            }))
+        );
+        // Inside a struct too.
+        let s = Type::structure(vec![
+            Type::U32,
+            Type {
+                kind: Kind::Double,
+                size: 8,
+                align: 4,
+            },
+        ])
+        .unwrap();
+        assert!(matches!(check_standard(&s), Err(ClassifyError::BadType(_))));
+        // A complex whose size is not twice its element.
+        let c = Type {
+            kind: Kind::Complex(Box::new(Type::FLOAT)),
+            size: 4,
+            align: 4,
+        };
+        assert!(matches!(check_standard(&c), Err(ClassifyError::BadType(_))));
+        assert_eq!(
+            check_standard(&Type::complex(Type::LONGDOUBLE).unwrap()),
+            Ok(())
+        );
+        assert_eq!(check_standard(&Type::VOID), Ok(()));
+    }
+
+    #[test]
+    fn void_argument_refused() {
+        assert_eq!(
+            check_signature(&[Type::S32, Type::VOID], &Type::VOID),
+            Err(ClassifyError::Unsupported("void argument"))
+        );
+    }
+
+    #[test]
+    fn invalid_types_are_bad_type() {
+        let bad = Type {
+            kind: Kind::Struct(vec![Type::U8]),
+            size: 2,
+            align: 1,
+        };
+        assert!(matches!(
+            check_signature(std::slice::from_ref(&bad), &Type::VOID),
+            Err(ClassifyError::BadType(_))
+        ));
+        assert!(matches!(
+            check_signature(&[], &bad),
+            Err(ClassifyError::BadType(_))
+        ));
+        let empty = Type {
+            kind: Kind::Struct(vec![]),
+            size: 0,
+            align: 1,
+        };
+        assert_eq!(
+            check_signature(&[empty], &Type::VOID),
+            Err(ClassifyError::BadType(TypeError::EmptyStruct))
+        );
+    }
+}

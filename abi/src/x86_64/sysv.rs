@@ -1,6 +1,1110 @@
-//! x86_64 System V classification (psABI 1.0, §3.2.3 "Parameter Passing").
-use crate::{ClassifyError, Plan, Signature};
+//! x86_64 System V classification (psABI 1.0, §3.2.3 "Parameter Passing"),
+//! exactly as libffi implements it for `FFI_UNIX64`.
+//!
+//! Line references are to libffi 3.5.2/3.6.0 as bundled in `libffi-sys`
+//! 4.2.2: `src/x86/ffi64.c` (`classify_argument`, `examine_argument`,
+//! `ffi_prep_cif_machdep`, `ffi_closure_unix64_inner`) and `src/x86/unix64.S`
+//! (the closure's `load_table`). libffi's own closure and its `ffi_call`
+//! share these rules, so a Plan that mirrors the closure side is exactly
+//! what a libffi caller expects.
+//!
+//! # Classification
+//! Each eightbyte of a value gets a class (`ffi64.c:174-376`):
+//! integers and pointers INTEGER, `float`/`double` SSE, `long double`
+//! X87+X87UP, `_Complex float` one SSE eightbyte holding both halves,
+//! `_Complex double` two SSE eightbytes, `_Complex long double` COMPLEX_X87.
+//! A struct merges the classes of its fields per eightbyte (`merge`,
+//! `ffi64.c:126-164`); a struct larger than 16 bytes is MEMORY (libffi:
+//! `> 32` bytes at `ffi64.c:250`, and 17..=32 bytes fail the "first SSE,
+//! rest SSEUP" test at `ffi64.c:286-298` because no libffi type produces
+//! SSEUP on an x87 `long double` target), as is any eightbyte merged to
+//! MEMORY (`ffi64.c:305-306`).
+//!
+//! libffi's distinctions INTEGERSI/INTEGER and SSESF/SSEDF/SSE only choose
+//! move widths inside libffi; every one of them counts as one GPR or one SSE
+//! register (`ffi64.c:395-416`) and merges the same way for our purposes,
+//! so this module keeps just INTEGER and SSE. SSEUP never occurs (it comes
+//! only from binary128 `long double`, `ffi64.c:230-233`, which `Kind`
+//! cannot express).
+//!
+//! # Arguments
+//! An argument whose class is MEMORY, or that contains X87/X87UP/
+//! COMPLEX_X87 (`ffi64.c:410-413`), or that needs more GPRs or SSE registers
+//! than remain (`ffi64.c:907-909`), goes on the stack as a whole, aligned to
+//! `max(8, align)` (`ffi64.c:911-920`); later arguments may still use
+//! registers. Register arguments take the next GPRs (rdi, rsi, rdx, rcx, r8,
+//! r9) and SSE registers (xmm0..7) in eightbyte order. Where libffi can point
+//! into its register save area (`ffi64.c:924-939`: one register, or two
+//! consecutive GPRs) we use [`ArgLoc::Frame`]; two SSE registers are also
+//! adjacent in our frame (8-byte slots), so they are `Frame` too, where
+//! libffi copies them (its xmm slots are 16 bytes). An INTEGER+SSE mix is
+//! gathered into a 16-byte scratch area (`ffi64.c:941-959`).
+//!
+//! # Return
+//! See [`ret_loc`].
+//!
+//! # Errors
+//! Every type must pass [`crate::Type::validate`] and have the standard x86_64
+//! scalar layouts ([`super::check_standard`]), else
+//! [`ClassifyError::BadType`]. A `void` argument is refused with
+//! [`ClassifyError::Unsupported`]`("void argument")`; libffi does not
+//! reject one but classifies it as a NO_CLASS eightbyte
+//! (`ffi64.c:260-262`) which its closure and `ffi_call` then disagree on
+//! (the closure still consumes a GPR, `ffi64.c:934-937`).
+use super::frame::{RET_RAX, RET_RDX, RET_XMM0, RET_XMM1, SYSV_GPRS, SYSV_SSES, gpr, sse};
+use super::{check_signature, finish, gather_dst, int_ext, to_u32};
+use crate::{ArgLoc, ClassifyError, Ext, Kind, Piece, Plan, RetLoc, RetMove, Signature, Type};
 
-pub fn classify(_sig: &Signature) -> Result<Plan, ClassifyError> {
-    Err(ClassifyError::Unsupported("not yet"))
+/// The psABI class of one eightbyte (the subset libffi can produce for
+/// the types `Kind` can express).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RegClass {
+    NoClass,
+    Integer,
+    Sse,
+    X87,
+    X87Up,
+    ComplexX87,
+    Memory,
+}
+
+/// psABI §3.2.3 merge rules, in libffi's order (`ffi64.c:126-164`).
+fn merge(a: RegClass, b: RegClass) -> RegClass {
+    use RegClass::*;
+    if a == b {
+        return a; // rule 1
+    }
+    match (a, b) {
+        (NoClass, x) | (x, NoClass) => x,       // rule 2
+        (Memory, _) | (_, Memory) => Memory,    // rule 3
+        (Integer, _) | (_, Integer) => Integer, // rule 4
+        (X87 | X87Up | ComplexX87, _) | (_, X87 | X87Up | ComplexX87) => Memory, // rule 5
+        _ => Sse,                               // rule 6
+    }
+}
+
+/// Merges the classes of `t`, placed at byte `off` of the enclosing value,
+/// into `classes` (one entry per eightbyte). Fields are visited in order,
+/// which is what libffi's recursion amounts to: in a valid layout X87,
+/// X87UP and COMPLEX_X87 never share an eightbyte with another field, and
+/// without them the merge is associative.
+fn mark(t: &Type, off: u64, classes: &mut [RegClass]) {
+    let mut put = |word: u64, c: RegClass| {
+        // libffi ignores classes beyond the value's words (`ffi64.c:276`).
+        if let Some(slot) = usize::try_from(word).ok().and_then(|w| classes.get_mut(w)) {
+            *slot = merge(c, *slot);
+        }
+    };
+    match &t.kind {
+        Kind::Struct(elems) => {
+            for (e, at) in elems.iter().zip(t.field_offsets()) {
+                mark(e, off + at, classes);
+            }
+        }
+        Kind::Complex(elem) => match elem.kind {
+            // `ffi64.c:363-370`: only the first eightbyte gets a class.
+            Kind::LongDouble => put(off / 8, RegClass::ComplexX87),
+            // Two consecutive floats/doubles (`ffi64.c:351-361`; a
+            // `_Complex float` at offset 4 mod 8 straddles two eightbytes).
+            _ => {
+                mark(elem, off, classes);
+                mark(elem, off + elem.size, classes);
+            }
+        },
+        Kind::LongDouble => {
+            put(off / 8, RegClass::X87);
+            put(off / 8 + 1, RegClass::X87Up);
+        }
+        Kind::Float | Kind::Double => put(off / 8, RegClass::Sse),
+        Kind::Void => {}
+        // Integers and pointers (`ffi64.c:180-218`). Naturally aligned, so
+        // within one eightbyte.
+        _ => put(off / 8, RegClass::Integer),
+    }
+}
+
+/// The classes of each eightbyte of `t` (`classify_argument` at offset 0),
+/// or `None` for MEMORY.
+pub(crate) fn classify_type(t: &Type) -> Option<Vec<RegClass>> {
+    use RegClass::*;
+    Some(match &t.kind {
+        Kind::Void => vec![NoClass],
+        Kind::Float | Kind::Double => vec![Sse],
+        Kind::LongDouble => vec![X87, X87Up],
+        Kind::Complex(elem) => match elem.kind {
+            Kind::Float => vec![Sse],
+            Kind::Double => vec![Sse, Sse],
+            _ => vec![ComplexX87],
+        },
+        Kind::Struct(_) => {
+            // `ffi64.c:250` (> 32 bytes) and `ffi64.c:286-298` (> 16 bytes
+            // without SSEUP): MEMORY.
+            if t.size > 16 {
+                return None;
+            }
+            let mut classes = vec![NoClass; t.size.div_ceil(8) as usize];
+            mark(t, 0, &mut classes);
+            // Post-merger cleanup (`ffi64.c:300-328`): any MEMORY eightbyte
+            // makes the whole value MEMORY. (The X87UP-without-X87 rule
+            // there only looks at eightbytes 2 and up, which a value of at
+            // most 16 bytes does not have.)
+            if classes.contains(&Memory) {
+                return None;
+            }
+            classes
+        }
+        _ => vec![Integer],
+    })
+}
+
+/// What `examine_argument` (`ffi64.c:382-422`) says about a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Examined {
+    /// Passed (or returned) in memory.
+    Memory,
+    /// Some eightbyte is X87, X87UP or COMPLEX_X87: memory as an argument;
+    /// as a struct return libffi reports one register of no particular
+    /// class (`ffi64.c:410-413` returns `in_return != 0`).
+    X87,
+    /// In registers: the class of each eightbyte and the register counts.
+    Regs {
+        classes: Vec<RegClass>,
+        ngpr: u32,
+        nsse: u32,
+    },
+}
+
+fn examine(t: &Type) -> Examined {
+    let Some(classes) = classify_type(t) else {
+        return Examined::Memory;
+    };
+    let (mut ngpr, mut nsse) = (0, 0);
+    for c in &classes {
+        match c {
+            RegClass::Integer => ngpr += 1,
+            RegClass::Sse => nsse += 1,
+            RegClass::NoClass => {}
+            RegClass::X87 | RegClass::X87Up | RegClass::ComplexX87 => return Examined::X87,
+            RegClass::Memory => return Examined::Memory,
+        }
+    }
+    Examined::Regs {
+        classes,
+        ngpr,
+        nsse,
+    }
+}
+
+/// Bytes of a `size`-byte value that fall in eightbyte `word`.
+fn word_len(size: u64, word: usize) -> u32 {
+    size.saturating_sub(8 * word as u64).min(8) as u32
+}
+
+/// How a value of type `t` is returned (`ffi64.c:451-576` for the choice,
+/// `unix64.S:332-409` for how the closure loads the registers), and whether
+/// a hidden pointer takes the first GPR.
+///
+/// - `void`: nothing.
+/// - Integers and pointers: `rax`, `len` = the type's size, sign-extended
+///   for `int8/16/32`, zero-extended otherwise. libffi's closure does
+///   `movzbl`/`movsbl`/`movl`/`movq` (`unix64.S:336-363`), i.e. it extends
+///   only to 32 bits; we extend to 64, which agrees on every bit a caller
+///   may look at, and does not depend on the handler writing a full
+///   `ffi_arg`.
+/// - `float`: `xmm0`, 4 bytes (`movd`, `unix64.S:364-367`); `double`:
+///   `xmm0`, 8 bytes.
+/// - `long double`: `st(0)` ([`RetLoc::X87`], `unix64.S:372-375`).
+/// - `_Complex float`: both halves in `xmm0` (`ffi64.c:548-550`);
+///   `_Complex double`: `xmm0`, `xmm1` (`ffi64.c:551-553`);
+///   `_Complex long double`: `st(0)`, `st(1)` ([`RetLoc::X87Pair`],
+///   `ffi64.c:561`, `unix64.S:376-380`).
+/// - Structs of MEMORY class: hidden pointer in `rdi`, echoed in `rax`
+///   (`ffi64.c:503-510`, `ffi64.c:890-898`).
+/// - Other structs: INTEGER eightbytes in `rax` then `rdx`, SSE eightbytes
+///   in `xmm0` then `xmm1` (`ffi64.c:513-531`), each move `len` = the
+///   struct's bytes in that eightbyte, zero-extended.
+/// - Quirk: a struct whose classes are X87+X87UP (`struct { long double }`,
+///   possibly nested) is returned by libffi in **`rax:rdx`**, not `st(0)`
+///   as the psABI and GCC do: `examine_argument` answers 1 for it
+///   (`ffi64.c:410-413`), `classes[0]` is not SSE, and the size is 16, so
+///   `ffi_prep_cif_machdep` picks `UNIX64_RET_ST_RAX_RDX` (`ffi64.c:520-530`).
+///   libffi's `ffi_call` reads it back from the same registers
+///   (`unix64.S:201-204`), so we mirror it.
+pub(crate) fn ret_loc(t: &Type) -> RetLoc {
+    let mv = |at: u32, len: u32, ext: Ext, dst: u32| RetMove { at, len, ext, dst };
+    match &t.kind {
+        Kind::Void => RetLoc::Void,
+        Kind::Float => RetLoc::Regs(vec![mv(0, 4, Ext::Zero, RET_XMM0)]),
+        Kind::Double => RetLoc::Regs(vec![mv(0, 8, Ext::Zero, RET_XMM0)]),
+        Kind::LongDouble => RetLoc::X87,
+        Kind::Complex(elem) => match elem.kind {
+            Kind::Float => RetLoc::Regs(vec![mv(0, 8, Ext::Zero, RET_XMM0)]),
+            Kind::Double => RetLoc::Regs(vec![
+                mv(0, 8, Ext::Zero, RET_XMM0),
+                mv(8, 8, Ext::Zero, RET_XMM1),
+            ]),
+            _ => RetLoc::X87Pair,
+        },
+        Kind::Struct(_) => match examine(t) {
+            Examined::Memory => RetLoc::Memory {
+                ptr: gpr(0),
+                echo: RET_RAX,
+            },
+            Examined::X87 => RetLoc::Regs(
+                [RET_RAX, RET_RDX]
+                    .iter()
+                    .enumerate()
+                    .filter(|&(w, _)| word_len(t.size, w) > 0)
+                    .map(|(w, &dst)| mv(8 * w as u32, word_len(t.size, w), Ext::Zero, dst))
+                    .collect(),
+            ),
+            Examined::Regs { classes, .. } => {
+                let (mut ints, mut sses) = (
+                    [RET_RAX, RET_RDX].into_iter(),
+                    [RET_XMM0, RET_XMM1].into_iter(),
+                );
+                let moves = classes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(w, c)| {
+                        let dst = match c {
+                            RegClass::Integer => ints.next()?,
+                            RegClass::Sse => sses.next()?,
+                            _ => return None,
+                        };
+                        Some(mv(8 * w as u32, word_len(t.size, w), Ext::Zero, dst))
+                    })
+                    .collect();
+                RetLoc::Regs(moves)
+            }
+        },
+        // Integers and pointers.
+        kind => RetLoc::Regs(vec![mv(0, t.size as u32, int_ext(kind), RET_RAX)]),
+    }
+}
+
+/// Classifies `sig` for x86_64 System V (see the module docs).
+pub fn classify(sig: &Signature) -> Result<Plan, ClassifyError> {
+    check_signature(&sig.args, &sig.ret)?;
+
+    let ret = ret_loc(&sig.ret);
+    // Registers used so far; the hidden return pointer takes rdi.
+    let mut ngpr: u32 = u32::from(matches!(ret, RetLoc::Memory { .. }));
+    let mut nsse: u32 = 0;
+    let mut stack: u64 = 0;
+    let mut ngather: u64 = 0;
+    let mut args = Vec::with_capacity(sig.args.len());
+
+    for t in &sig.args {
+        let regs = match examine(t) {
+            Examined::Regs {
+                classes,
+                ngpr: g,
+                nsse: s,
+            } if ngpr + g <= SYSV_GPRS && nsse + s <= SYSV_SSES => Some((classes, g, s)),
+            _ => None,
+        };
+        let Some((classes, g, s)) = regs else {
+            // The whole argument on the stack (`ffi64.c:907-921`).
+            let off = stack.next_multiple_of(t.align.max(8));
+            args.push(ArgLoc::Stack(to_u32(off)?));
+            stack = off + t.size;
+            continue;
+        };
+        let loc = if s == 0 {
+            // One GPR or two consecutive ones (`ffi64.c:924-937`).
+            ArgLoc::Frame(gpr(ngpr))
+        } else if g == 0 {
+            // One SSE register, or two that are adjacent in our frame.
+            ArgLoc::Frame(sse(nsse))
+        } else {
+            // INTEGER and SSE eightbytes: reassemble (`ffi64.c:941-959`).
+            let (mut gi, mut si) = (ngpr, nsse);
+            let pieces = classes
+                .iter()
+                .enumerate()
+                .filter_map(|(w, c)| {
+                    let src = match c {
+                        RegClass::Integer => {
+                            gi += 1;
+                            gpr(gi - 1)
+                        }
+                        RegClass::Sse => {
+                            si += 1;
+                            sse(si - 1)
+                        }
+                        _ => return None,
+                    };
+                    Some(Piece {
+                        src,
+                        at: 8 * w as u32,
+                        len: word_len(t.size, w),
+                    })
+                })
+                .collect();
+            let dst = gather_dst(sig.args.len(), ngather)?;
+            ngather += 1;
+            ArgLoc::Gather { dst, pieces }
+        };
+        ngpr += g;
+        nsse += s;
+        args.push(loc);
+    }
+
+    finish(args, ret, &sig.ret, ngather)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Abi, TypeError};
+
+    fn st(elems: Vec<Type>) -> Type {
+        Type::structure(elems).unwrap()
+    }
+    fn cx(t: Type) -> Type {
+        Type::complex(t).unwrap()
+    }
+    fn sig(args: Vec<Type>, ret: Type) -> Signature {
+        Signature {
+            abi: Abi::SysV64,
+            args,
+            ret,
+        }
+    }
+    fn plan(args: Vec<Type>, ret: Type) -> Plan {
+        classify(&sig(args, ret)).unwrap()
+    }
+    fn args_of(args: Vec<Type>) -> Vec<ArgLoc> {
+        plan(args, Type::VOID).args
+    }
+    fn ret_of(ret: Type) -> RetLoc {
+        plan(vec![], ret).ret
+    }
+    fn mv(at: u32, len: u32, ext: Ext, dst: u32) -> RetMove {
+        RetMove { at, len, ext, dst }
+    }
+    fn regs(moves: &[RetMove]) -> RetLoc {
+        RetLoc::Regs(moves.to_vec())
+    }
+    fn pc(src: u32, at: u32, len: u32) -> Piece {
+        Piece { src, at, len }
+    }
+    use ArgLoc::{Frame, Gather, Stack};
+
+    const ALL_SCALARS: [Type; 13] = [
+        Type::U8,
+        Type::S8,
+        Type::U16,
+        Type::S16,
+        Type::U32,
+        Type::S32,
+        Type::U64,
+        Type::S64,
+        Type::POINTER,
+        Type::FLOAT,
+        Type::DOUBLE,
+        Type::LONGDOUBLE,
+        Type::VOID,
+    ];
+
+    // ---- merge rules (psABI §3.2.3 "4. b", ffi64.c:126-164) ----
+
+    #[test]
+    fn merge_rules() {
+        use RegClass::*;
+        assert_eq!(merge(Sse, Sse), Sse); // rule 1
+        assert_eq!(merge(NoClass, Sse), Sse); // rule 2
+        assert_eq!(merge(Integer, NoClass), Integer);
+        assert_eq!(merge(Memory, Integer), Memory); // rule 3
+        assert_eq!(merge(Sse, Memory), Memory);
+        assert_eq!(merge(Sse, Integer), Integer); // rule 4
+        assert_eq!(merge(Integer, Sse), Integer);
+        assert_eq!(merge(X87, Sse), Memory); // rule 5
+        assert_eq!(merge(Sse, X87Up), Memory);
+        assert_eq!(merge(ComplexX87, Sse), Memory);
+        assert_eq!(merge(X87, X87Up), Memory);
+        // Rule 4 is checked before rule 5, as in libffi.
+        assert_eq!(merge(X87, Integer), Integer);
+    }
+
+    // ---- eightbyte classification (psABI §3.2.3, ffi64.c:174-376) ----
+
+    #[test]
+    fn classify_scalars() {
+        use RegClass::*;
+        for t in [
+            Type::U8,
+            Type::S8,
+            Type::U16,
+            Type::S16,
+            Type::U32,
+            Type::S32,
+            Type::U64,
+            Type::S64,
+            Type::POINTER,
+        ] {
+            assert_eq!(classify_type(&t), Some(vec![Integer]), "{t:?}");
+        }
+        assert_eq!(classify_type(&Type::FLOAT), Some(vec![Sse]));
+        assert_eq!(classify_type(&Type::DOUBLE), Some(vec![Sse]));
+        assert_eq!(classify_type(&Type::LONGDOUBLE), Some(vec![X87, X87Up]));
+        assert_eq!(classify_type(&cx(Type::FLOAT)), Some(vec![Sse]));
+        assert_eq!(classify_type(&cx(Type::DOUBLE)), Some(vec![Sse, Sse]));
+        assert_eq!(classify_type(&cx(Type::LONGDOUBLE)), Some(vec![ComplexX87]));
+    }
+
+    #[test]
+    fn classify_structs() {
+        use RegClass::*;
+        let f = Type::FLOAT;
+        let d = Type::DOUBLE;
+        let i = Type::S32;
+        // {float, float, float}: 12 bytes, SSE SSE.
+        assert_eq!(
+            classify_type(&st(vec![f.clone(), f.clone(), f.clone()])),
+            Some(vec![Sse, Sse])
+        );
+        // {float, int}: both in one eightbyte, INTEGER wins (rule 4).
+        assert_eq!(
+            classify_type(&st(vec![f.clone(), i.clone()])),
+            Some(vec![Integer])
+        );
+        // {int, float, double}: INTEGER, SSE.
+        assert_eq!(
+            classify_type(&st(vec![i.clone(), f.clone(), d.clone()])),
+            Some(vec![Integer, Sse])
+        );
+        // {double, int}: SSE, INTEGER (the second eightbyte is int + 4 padding bytes).
+        assert_eq!(
+            classify_type(&st(vec![d.clone(), i.clone()])),
+            Some(vec![Sse, Integer])
+        );
+        // Padding between fields: {char, <pad 7>, double}.
+        assert_eq!(
+            classify_type(&st(vec![Type::U8, d.clone()])),
+            Some(vec![Integer, Sse])
+        );
+        // Nested: {{float}, {float, int}} -> 12 bytes: SSE (two floats), INTEGER.
+        let nested = st(vec![st(vec![f.clone()]), st(vec![f.clone(), i.clone()])]);
+        assert_eq!(nested.size, 12);
+        assert_eq!(classify_type(&nested), Some(vec![Sse, Integer]));
+        // Nested struct straddling eightbytes: {int, {float, float}, int}.
+        let straddle = st(vec![i.clone(), st(vec![f.clone(), f.clone()]), i.clone()]);
+        assert_eq!(straddle.size, 16);
+        assert_eq!(classify_type(&straddle), Some(vec![Integer, Integer]));
+        let straddle2 = st(vec![f.clone(), st(vec![f.clone(), f.clone()]), f.clone()]);
+        assert_eq!(classify_type(&straddle2), Some(vec![Sse, Sse]));
+        // _Complex float at offset 4 straddles (ffi64.c:351-357).
+        let cf4 = st(vec![f.clone(), cx(f.clone())]);
+        assert_eq!(cf4.size, 12);
+        assert_eq!(classify_type(&cf4), Some(vec![Sse, Sse]));
+        let icf = st(vec![i.clone(), cx(f.clone())]);
+        assert_eq!(classify_type(&icf), Some(vec![Integer, Sse]));
+        // {_Complex double}: SSE SSE.
+        assert_eq!(
+            classify_type(&st(vec![cx(d.clone())])),
+            Some(vec![Sse, Sse])
+        );
+        // 16 bytes of integers: INTEGER INTEGER; 17+ bytes: MEMORY.
+        assert_eq!(
+            classify_type(&st(vec![Type::U64, Type::U64])),
+            Some(vec![Integer, Integer])
+        );
+        assert_eq!(
+            classify_type(&st(vec![Type::U64, Type::U64, Type::U8])),
+            None
+        );
+        // All-SSE structs over 16 bytes are MEMORY too (no SSEUP, ffi64.c:286-298).
+        assert_eq!(
+            classify_type(&st(vec![d.clone(), d.clone(), d.clone()])),
+            None
+        );
+        assert_eq!(classify_type(&st(vec![f.clone(); 5])), None);
+        // Over 32 bytes (ffi64.c:250).
+        assert_eq!(classify_type(&st(vec![d.clone(); 5])), None);
+        // {long double}: X87 X87UP (memory as an argument, see below).
+        assert_eq!(
+            classify_type(&st(vec![Type::LONGDOUBLE])),
+            Some(vec![X87, X87Up])
+        );
+        assert_eq!(
+            classify_type(&st(vec![st(vec![Type::LONGDOUBLE])])),
+            Some(vec![X87, X87Up])
+        );
+        // Long double plus anything is > 16 bytes: MEMORY.
+        assert_eq!(classify_type(&st(vec![Type::LONGDOUBLE, Type::U8])), None);
+        assert_eq!(classify_type(&st(vec![Type::U8, Type::LONGDOUBLE])), None);
+        assert_eq!(classify_type(&st(vec![cx(Type::LONGDOUBLE)])), None);
+        // Tiny structs.
+        assert_eq!(classify_type(&st(vec![Type::U8])), Some(vec![Integer]));
+        assert_eq!(
+            classify_type(&st(vec![Type::U8, Type::U8, Type::U8])),
+            Some(vec![Integer])
+        );
+    }
+
+    // ---- scalar arguments (psABI §3.2.3 "Passing": INTEGER -> next GPR,
+    // SSE -> next vector register; X87 -> memory) ----
+
+    #[test]
+    fn scalar_args_each_in_first_register() {
+        for t in [
+            Type::U8,
+            Type::S8,
+            Type::U16,
+            Type::S16,
+            Type::U32,
+            Type::S32,
+            Type::U64,
+            Type::S64,
+            Type::POINTER,
+        ] {
+            let p = plan(vec![t.clone()], Type::VOID);
+            assert_eq!(p.args, vec![Frame(gpr(0))], "{t:?}");
+        }
+        assert_eq!(args_of(vec![Type::FLOAT]), vec![Frame(sse(0))]);
+        assert_eq!(args_of(vec![Type::DOUBLE]), vec![Frame(sse(0))]);
+        // long double: X87 -> memory (ffi64.c:410-413), 16-aligned.
+        assert_eq!(args_of(vec![Type::LONGDOUBLE]), vec![Stack(0)]);
+    }
+
+    #[test]
+    fn gprs_and_sses_are_counted_independently() {
+        let a = args_of(vec![
+            Type::S32,
+            Type::DOUBLE,
+            Type::POINTER,
+            Type::FLOAT,
+            Type::U8,
+            Type::DOUBLE,
+        ]);
+        assert_eq!(
+            a,
+            vec![
+                Frame(gpr(0)),
+                Frame(sse(0)),
+                Frame(gpr(1)),
+                Frame(sse(1)),
+                Frame(gpr(2)),
+                Frame(sse(2))
+            ]
+        );
+    }
+
+    #[test]
+    fn seventh_integer_goes_to_stack() {
+        let a = args_of(vec![Type::S64; 8]);
+        let mut want: Vec<ArgLoc> = (0..6).map(|i| Frame(gpr(i))).collect();
+        want.push(Stack(0));
+        want.push(Stack(8));
+        assert_eq!(a, want);
+    }
+
+    #[test]
+    fn ninth_double_goes_to_stack() {
+        let mut args = vec![Type::DOUBLE; 10];
+        args.push(Type::S32);
+        let a = args_of(args);
+        let mut want: Vec<ArgLoc> = (0..8).map(|i| Frame(sse(i))).collect();
+        want.extend([Stack(0), Stack(8), Frame(gpr(0))]);
+        assert_eq!(a, want);
+    }
+
+    #[test]
+    fn small_stack_args_take_8_byte_slots() {
+        // Every stack argument is at least 8-aligned (ffi64.c:913-915).
+        let mut args = vec![Type::POINTER; 6];
+        args.extend([Type::U8, Type::S16, Type::FLOAT, Type::U32]);
+        let mut fl = vec![Type::DOUBLE; 8];
+        fl.append(&mut args);
+        let a = args_of(fl);
+        // The float finds no SSE register left either: 8 doubles took them.
+        assert_eq!(a[14..], [Stack(0), Stack(8), Stack(16), Stack(24)]);
+    }
+
+    #[test]
+    fn long_double_stack_alignment() {
+        // int (rdi), long double (stack 0..16), int (rsi), long double at 16.
+        assert_eq!(
+            args_of(vec![
+                Type::S32,
+                Type::LONGDOUBLE,
+                Type::S32,
+                Type::LONGDOUBLE
+            ]),
+            vec![Frame(gpr(0)), Stack(0), Frame(gpr(1)), Stack(16)]
+        );
+        // A stack int first pushes the next long double to 16.
+        let mut args = vec![Type::S64; 7];
+        args.push(Type::LONGDOUBLE);
+        args.push(Type::S64);
+        args.push(Type::LONGDOUBLE);
+        let a = args_of(args);
+        assert_eq!(a[6..], [Stack(0), Stack(16), Stack(32), Stack(48)]);
+        // struct {long double} on the stack is 16-aligned too.
+        let mut args = vec![Type::S64; 7];
+        args.push(st(vec![Type::LONGDOUBLE]));
+        assert_eq!(args_of(args)[6..], [Stack(0), Stack(16)]);
+    }
+
+    // ---- struct arguments ----
+
+    #[test]
+    fn struct_in_one_or_two_gprs() {
+        let two_ints = st(vec![Type::S32, Type::S32]);
+        let twelve = st(vec![Type::S32, Type::S32, Type::S32]);
+        let sixteen = st(vec![Type::U64, Type::U64]);
+        assert_eq!(
+            args_of(vec![two_ints, Type::S8, twelve, sixteen]),
+            vec![Frame(gpr(0)), Frame(gpr(1)), Frame(gpr(2)), Frame(gpr(4))]
+        );
+    }
+
+    #[test]
+    fn struct_in_sse_registers() {
+        let fff = st(vec![Type::FLOAT; 3]);
+        let dd = st(vec![Type::DOUBLE, Type::DOUBLE]);
+        let ff = st(vec![Type::FLOAT, Type::FLOAT]);
+        assert_eq!(
+            args_of(vec![fff, Type::DOUBLE, dd, ff]),
+            vec![Frame(sse(0)), Frame(sse(2)), Frame(sse(3)), Frame(sse(5))]
+        );
+    }
+
+    #[test]
+    fn mixed_structs_are_gathered() {
+        let di = st(vec![Type::DOUBLE, Type::S32]); // SSE, INTEGER; 16 bytes
+        let id = st(vec![Type::S32, Type::DOUBLE]); // INTEGER, SSE; 16 bytes
+        let fi_d = st(vec![Type::S64, Type::FLOAT]); // INTEGER, SSE; 16 bytes
+        let p = plan(vec![Type::S32, di, id, Type::FLOAT, fi_d], Type::VOID);
+        // avalue[] is 5 * 8 = 40 bytes; gather areas at 40, 56, 72.
+        assert_eq!(
+            p.args,
+            vec![
+                Frame(gpr(0)),
+                Gather {
+                    dst: 40,
+                    pieces: vec![pc(sse(0), 0, 8), pc(gpr(1), 8, 8)]
+                },
+                Gather {
+                    dst: 56,
+                    pieces: vec![pc(gpr(2), 0, 8), pc(sse(1), 8, 8)]
+                },
+                Frame(sse(2)),
+                Gather {
+                    dst: 72,
+                    pieces: vec![pc(gpr(3), 0, 8), pc(sse(3), 8, 8)]
+                },
+            ]
+        );
+        // ret_buf after the gathers: 88 -> 96; 32 bytes; scratch 128.
+        assert_eq!(p.ret_buf, 96);
+        assert_eq!(p.scratch_size, 128);
+        assert_eq!(p.callee_pop, 0);
+    }
+
+    #[test]
+    fn twelve_byte_mixed_struct_pieces_cover_only_its_bytes() {
+        // ({double, int} is 16 bytes with tail padding.) A 12-byte mix needs
+        // 4-byte alignment: {float, float, int} = SSE, INTEGER.
+        let ffi = st(vec![Type::FLOAT, Type::FLOAT, Type::S32]);
+        assert_eq!(ffi.size, 12);
+        let p = plan(vec![ffi], Type::VOID);
+        assert_eq!(
+            p.args,
+            vec![Gather {
+                dst: 8,
+                pieces: vec![pc(sse(0), 0, 8), pc(gpr(0), 8, 4)]
+            }]
+        );
+        // {int, int, float}: INTEGER, SSE with a 4-byte second piece.
+        let iif = st(vec![Type::S32, Type::S32, Type::FLOAT]);
+        let p = plan(vec![iif], Type::VOID);
+        assert_eq!(
+            p.args,
+            vec![Gather {
+                dst: 8,
+                pieces: vec![pc(gpr(0), 0, 8), pc(sse(0), 8, 4)]
+            }]
+        );
+        // 8 (avalue) + 16 (gather) = 24 -> ret_buf 32, scratch 64.
+        assert_eq!((p.ret_buf, p.scratch_size), (32, 64));
+    }
+
+    #[test]
+    fn memory_structs_go_on_the_stack() {
+        let big = st(vec![Type::U64, Type::U64, Type::U64]); // 24 bytes
+        let with_ld = st(vec![Type::LONGDOUBLE]); // X87 -> memory as an argument
+        let ld_plus = st(vec![Type::U8, Type::LONGDOUBLE]); // 32 bytes, align 16
+        assert_eq!(
+            args_of(vec![big, Type::S32, with_ld, ld_plus, Type::DOUBLE]),
+            vec![Stack(0), Frame(gpr(0)), Stack(32), Stack(48), Frame(sse(0))]
+        );
+    }
+
+    #[test]
+    fn struct_needing_two_gprs_with_one_left_goes_to_stack() {
+        // psABI: "If there are no registers available for any eightbyte of
+        // an argument, the whole argument is passed on the stack"; later
+        // arguments still use the remaining registers (ffi64.c:907-909).
+        let pair = st(vec![Type::U64, Type::U64]);
+        let mut args = vec![Type::S64; 5];
+        args.push(pair);
+        args.push(Type::S32);
+        let a = args_of(args);
+        assert_eq!(a[5..], [Stack(0), Frame(gpr(5))]);
+    }
+
+    #[test]
+    fn mixed_struct_needs_both_kinds_available() {
+        // 5 GPRs used, 8 SSE used: {long, double} needs 1+1 -> stack; a
+        // later int still takes r9.
+        let mix = st(vec![Type::S64, Type::DOUBLE]);
+        let mut args = vec![Type::S64; 5];
+        args.extend(vec![Type::DOUBLE; 8]);
+        args.push(mix.clone());
+        args.push(Type::S32);
+        let a = args_of(args);
+        assert_eq!(a[13..], [Stack(0), Frame(gpr(5))]);
+        // With 7 SSE used it fits.
+        let mut args = vec![Type::S64; 5];
+        args.extend(vec![Type::DOUBLE; 7]);
+        args.push(mix);
+        let p = plan(args, Type::VOID);
+        assert_eq!(
+            p.args[12],
+            Gather {
+                dst: 13 * 8,
+                pieces: vec![pc(gpr(5), 0, 8), pc(sse(7), 8, 8)]
+            }
+        );
+    }
+
+    #[test]
+    fn sse_pair_with_one_sse_left_goes_to_stack() {
+        let dd = st(vec![Type::DOUBLE, Type::DOUBLE]);
+        let mut args = vec![Type::DOUBLE; 7];
+        args.push(dd);
+        args.push(Type::FLOAT);
+        let a = args_of(args);
+        assert_eq!(a[7..], [Stack(0), Frame(sse(7))]);
+    }
+
+    #[test]
+    fn complex_args() {
+        // _Complex float: one SSE eightbyte holding both halves; _Complex
+        // double: two SSE; _Complex long double: COMPLEX_X87 -> memory.
+        assert_eq!(
+            args_of(vec![
+                cx(Type::FLOAT),
+                cx(Type::DOUBLE),
+                cx(Type::LONGDOUBLE),
+                Type::S8,
+                cx(Type::FLOAT)
+            ]),
+            vec![
+                Frame(sse(0)),
+                Frame(sse(1)),
+                Stack(0),
+                Frame(gpr(0)),
+                Frame(sse(3))
+            ]
+        );
+        // Complex long double on the stack is 16-aligned, 32 bytes long.
+        let mut args = vec![Type::S64; 7];
+        args.push(cx(Type::LONGDOUBLE));
+        args.push(Type::S64);
+        assert_eq!(args_of(args)[6..], [Stack(0), Stack(16), Stack(48)]);
+    }
+
+    #[test]
+    fn many_arg_spills() {
+        // 20 mixed args: ints and doubles interleaved.
+        let args: Vec<Type> = (0..20)
+            .map(|i| if i % 2 == 0 { Type::S32 } else { Type::DOUBLE })
+            .collect();
+        let a = args_of(args);
+        // ints: indexes 0,2,..,10 in gprs 0..6; 12,14,16,18 on the stack.
+        // doubles: 1,3,..,15 in sse 0..8; 17,19 on the stack.
+        for k in 0..6 {
+            assert_eq!(a[2 * k], Frame(gpr(k as u32)));
+        }
+        for k in 0..8 {
+            assert_eq!(a[2 * k + 1], Frame(sse(k as u32)));
+        }
+        assert_eq!(a[12], Stack(0));
+        assert_eq!(a[14], Stack(8));
+        assert_eq!(a[16], Stack(16));
+        assert_eq!(a[17], Stack(24));
+        assert_eq!(a[18], Stack(32));
+        assert_eq!(a[19], Stack(40));
+        let p = plan(vec![Type::S32; 20], Type::VOID);
+        assert_eq!(p.ret_buf, 160);
+        assert_eq!(p.scratch_size, 192);
+    }
+
+    // ---- returns (psABI §3.2.3 "Returning of Values") ----
+
+    #[test]
+    fn scalar_returns() {
+        use Ext::{Sign, Zero};
+        assert_eq!(ret_of(Type::VOID), RetLoc::Void);
+        assert_eq!(ret_of(Type::U8), regs(&[mv(0, 1, Zero, RET_RAX)]));
+        assert_eq!(ret_of(Type::S8), regs(&[mv(0, 1, Sign, RET_RAX)]));
+        assert_eq!(ret_of(Type::U16), regs(&[mv(0, 2, Zero, RET_RAX)]));
+        assert_eq!(ret_of(Type::S16), regs(&[mv(0, 2, Sign, RET_RAX)]));
+        assert_eq!(ret_of(Type::U32), regs(&[mv(0, 4, Zero, RET_RAX)]));
+        assert_eq!(ret_of(Type::S32), regs(&[mv(0, 4, Sign, RET_RAX)]));
+        assert_eq!(ret_of(Type::U64), regs(&[mv(0, 8, Zero, RET_RAX)]));
+        assert_eq!(ret_of(Type::S64), regs(&[mv(0, 8, Zero, RET_RAX)]));
+        assert_eq!(ret_of(Type::POINTER), regs(&[mv(0, 8, Zero, RET_RAX)]));
+        assert_eq!(ret_of(Type::FLOAT), regs(&[mv(0, 4, Zero, RET_XMM0)]));
+        assert_eq!(ret_of(Type::DOUBLE), regs(&[mv(0, 8, Zero, RET_XMM0)]));
+        assert_eq!(ret_of(Type::LONGDOUBLE), RetLoc::X87);
+    }
+
+    #[test]
+    fn complex_returns() {
+        // ffi64.c:548-561.
+        assert_eq!(
+            ret_of(cx(Type::FLOAT)),
+            regs(&[mv(0, 8, Ext::Zero, RET_XMM0)])
+        );
+        assert_eq!(
+            ret_of(cx(Type::DOUBLE)),
+            regs(&[mv(0, 8, Ext::Zero, RET_XMM0), mv(8, 8, Ext::Zero, RET_XMM1)])
+        );
+        let p = plan(vec![Type::S32], cx(Type::LONGDOUBLE));
+        assert_eq!(p.ret, RetLoc::X87Pair);
+        assert_eq!(p.ret.kind(), crate::RetKind::X87Pair);
+        // Complex long double does not take a hidden pointer.
+        assert_eq!(p.args, vec![Frame(gpr(0))]);
+        // The buffer holds 32 bytes.
+        assert_eq!((p.ret_buf, p.scratch_size), (16, 48));
+    }
+
+    #[test]
+    fn struct_returns_in_registers() {
+        use Ext::Zero;
+        let z = Zero;
+        // {char}: rax, 1 byte.
+        assert_eq!(ret_of(st(vec![Type::U8])), regs(&[mv(0, 1, z, RET_RAX)]));
+        // {char, char, char}: 3 bytes.
+        assert_eq!(ret_of(st(vec![Type::U8; 3])), regs(&[mv(0, 3, z, RET_RAX)]));
+        // {float}: xmm0, 4 bytes (UNIX64_RET_XMM32, ffi64.c:515-516).
+        assert_eq!(
+            ret_of(st(vec![Type::FLOAT])),
+            regs(&[mv(0, 4, z, RET_XMM0)])
+        );
+        // {float, float}: xmm0, 8 bytes.
+        assert_eq!(
+            ret_of(st(vec![Type::FLOAT; 2])),
+            regs(&[mv(0, 8, z, RET_XMM0)])
+        );
+        // {float, float, float}: xmm0 8 + xmm1 4.
+        assert_eq!(
+            ret_of(st(vec![Type::FLOAT; 3])),
+            regs(&[mv(0, 8, z, RET_XMM0), mv(8, 4, z, RET_XMM1)])
+        );
+        // {double, int}: SSE then INTEGER -> xmm0, rax (ffi64.c:524-525).
+        assert_eq!(
+            ret_of(st(vec![Type::DOUBLE, Type::S32])),
+            regs(&[mv(0, 8, z, RET_XMM0), mv(8, 8, z, RET_RAX)])
+        );
+        // {int, double}: INTEGER then SSE -> rax, xmm0 (ffi64.c:526-527).
+        assert_eq!(
+            ret_of(st(vec![Type::S32, Type::DOUBLE])),
+            regs(&[mv(0, 8, z, RET_RAX), mv(8, 8, z, RET_XMM0)])
+        );
+        // {int, int, int}: rax 8 + rdx 4.
+        assert_eq!(
+            ret_of(st(vec![Type::S32; 3])),
+            regs(&[mv(0, 8, z, RET_RAX), mv(8, 4, z, RET_RDX)])
+        );
+        // {long, long}: rax, rdx.
+        assert_eq!(
+            ret_of(st(vec![Type::S64; 2])),
+            regs(&[mv(0, 8, z, RET_RAX), mv(8, 8, z, RET_RDX)])
+        );
+        // {double, double}: xmm0, xmm1.
+        assert_eq!(
+            ret_of(st(vec![Type::DOUBLE; 2])),
+            regs(&[mv(0, 8, z, RET_XMM0), mv(8, 8, z, RET_XMM1)])
+        );
+        // {float, float, int}: 12 bytes, xmm0 then rax with 4 bytes.
+        assert_eq!(
+            ret_of(st(vec![Type::FLOAT, Type::FLOAT, Type::S32])),
+            regs(&[mv(0, 8, z, RET_XMM0), mv(8, 4, z, RET_RAX)])
+        );
+        // Nested {{double}, {float}}: 16 bytes, xmm0, xmm1 (8: tail padding).
+        assert_eq!(
+            ret_of(st(vec![st(vec![Type::DOUBLE]), st(vec![Type::FLOAT])])),
+            regs(&[mv(0, 8, z, RET_XMM0), mv(8, 8, z, RET_XMM1)])
+        );
+        // {_Complex float}: xmm0 8 bytes.
+        assert_eq!(
+            ret_of(st(vec![cx(Type::FLOAT)])),
+            regs(&[mv(0, 8, z, RET_XMM0)])
+        );
+    }
+
+    #[test]
+    fn struct_of_long_double_returns_in_rax_rdx_like_libffi() {
+        // ffi64.c:410-413 + 513-530: UNIX64_RET_ST_RAX_RDX (not st(0)).
+        let z = Ext::Zero;
+        let want = regs(&[mv(0, 8, z, RET_RAX), mv(8, 8, z, RET_RDX)]);
+        assert_eq!(ret_of(st(vec![Type::LONGDOUBLE])), want);
+        assert_eq!(ret_of(st(vec![st(vec![Type::LONGDOUBLE])])), want);
+        // And no hidden pointer: the first argument is in rdi.
+        let p = plan(vec![Type::S32], st(vec![Type::LONGDOUBLE]));
+        assert_eq!(p.args, vec![Frame(gpr(0))]);
+    }
+
+    #[test]
+    fn memory_return_shifts_integer_args() {
+        let big = st(vec![Type::U64; 3]);
+        let mut args = vec![Type::S32; 6];
+        args.push(Type::DOUBLE);
+        let p = plan(args, big);
+        assert_eq!(
+            p.ret,
+            RetLoc::Memory {
+                ptr: gpr(0),
+                echo: RET_RAX
+            }
+        );
+        assert_eq!(p.ret.kind(), crate::RetKind::Regs);
+        let mut want: Vec<ArgLoc> = (1..6).map(|i| Frame(gpr(i))).collect();
+        want.push(Stack(0));
+        want.push(Frame(sse(0)));
+        assert_eq!(p.args, want);
+        // 7 * 8 = 56 -> ret_buf 64; still a 32-byte buffer.
+        assert_eq!((p.ret_buf, p.scratch_size), (64, 96));
+    }
+
+    #[test]
+    fn memory_returns() {
+        let mem = RetLoc::Memory {
+            ptr: gpr(0),
+            echo: RET_RAX,
+        };
+        assert_eq!(ret_of(st(vec![Type::U8; 17])), mem);
+        assert_eq!(ret_of(st(vec![Type::DOUBLE; 3])), mem);
+        assert_eq!(ret_of(st(vec![Type::LONGDOUBLE, Type::S32])), mem);
+        assert_eq!(ret_of(st(vec![cx(Type::LONGDOUBLE)])), mem);
+        assert_eq!(ret_of(st(vec![cx(Type::DOUBLE), Type::U8])), mem);
+        // A two-GPR struct argument after the hidden pointer.
+        let p = plan(vec![st(vec![Type::S64; 2])], st(vec![Type::S64; 4]));
+        assert_eq!(p.args, vec![Frame(gpr(1))]);
+        // The hidden pointer counts against the 6 GPRs: 5 remain.
+        let mut args = vec![Type::S64; 4];
+        args.push(st(vec![Type::S64; 2]));
+        args.push(Type::S64);
+        let p = plan(args, st(vec![Type::S64; 4]));
+        assert_eq!(p.args[4..], [Stack(0), Frame(gpr(5))]);
+    }
+
+    #[test]
+    fn scratch_layout() {
+        // No args: ret_buf at 0, 32 bytes.
+        let p = plan(vec![], Type::VOID);
+        assert_eq!((p.ret_buf, p.scratch_size, p.callee_pop), (0, 32, 0));
+        // One arg: avalue 8 -> ret_buf 16, scratch 48.
+        let p = plan(vec![Type::S32], Type::S32);
+        assert_eq!((p.ret_buf, p.scratch_size), (16, 48));
+        // Two args: 16 -> 16, 48.
+        let p = plan(vec![Type::S32, Type::S32], Type::LONGDOUBLE);
+        assert_eq!((p.ret_buf, p.scratch_size), (16, 48));
+        // Three args: 24 -> 32, 64.
+        let p = plan(vec![Type::S32; 3], Type::VOID);
+        assert_eq!((p.ret_buf, p.scratch_size), (32, 64));
+        // Every plan: scratch is a multiple of 16 and the buffer >= 32 bytes.
+        for n in 0..12 {
+            for r in ALL_SCALARS {
+                let p = plan(vec![Type::DOUBLE; n], r);
+                assert_eq!(p.scratch_size % 16, 0);
+                assert_eq!(p.ret_buf % 16, 0);
+                assert!(p.scratch_size >= p.ret_buf + 32);
+                assert!(p.ret_buf as usize >= 8 * n);
+            }
+        }
+    }
+
+    #[test]
+    fn full_plan_example() {
+        // int f(char, struct{double,int}, long double, float) -- exact plan.
+        let p = plan(
+            vec![
+                Type::S8,
+                st(vec![Type::DOUBLE, Type::S32]),
+                Type::LONGDOUBLE,
+                Type::FLOAT,
+            ],
+            Type::S32,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                args: vec![
+                    Frame(gpr(0)),
+                    Gather {
+                        dst: 32,
+                        pieces: vec![pc(sse(0), 0, 8), pc(gpr(1), 8, 8)]
+                    },
+                    Stack(0),
+                    Frame(sse(1)),
+                ],
+                ret: regs(&[mv(0, 4, Ext::Sign, RET_RAX)]),
+                ret_buf: 48,
+                scratch_size: 80,
+                callee_pop: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            classify(&sig(vec![Type::VOID], Type::VOID)),
+            Err(ClassifyError::Unsupported("void argument"))
+        );
+        let bad = Type {
+            kind: Kind::Struct(vec![Type::U8]),
+            size: 4,
+            align: 1,
+        };
+        assert!(matches!(
+            classify(&sig(vec![bad.clone()], Type::VOID)),
+            Err(ClassifyError::BadType(TypeError::LayoutMismatch { .. }))
+        ));
+        assert!(matches!(
+            classify(&sig(vec![], bad)),
+            Err(ClassifyError::BadType(_))
+        ));
+        let odd = Type {
+            kind: Kind::S32,
+            size: 8,
+            align: 8,
+        };
+        assert!(matches!(
+            classify(&sig(vec![odd], Type::VOID)),
+            Err(ClassifyError::BadType(_))
+        ));
+        let bad_align = Type {
+            kind: Kind::U8,
+            size: 1,
+            align: 3,
+        };
+        assert_eq!(
+            classify(&sig(vec![], bad_align)),
+            Err(ClassifyError::BadType(TypeError::BadAlign(3)))
+        );
+    }
+
+    #[test]
+    fn dispatch_through_crate_classify() {
+        let s = sig(vec![Type::S32], Type::DOUBLE);
+        assert_eq!(crate::classify(&s), classify(&s));
+    }
 }
