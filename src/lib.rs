@@ -1,1 +1,36 @@
-//! placeholder
+//! statictramp: libffi's closure API on static trampoline tables.
+//!
+//! Trampoline code comes from the library image (or copies of its template
+//! mapped from the file or a sealed memfd) and is never writable; the data
+//! each slot loads lives in pages that are never executable. No memory is
+//! ever writable and executable at once, not even through a second mapping.
+//!
+//! Three ways in:
+//! - the C exports of [`capi`] (`ffi_closure_alloc`, `ffi_prep_closure_loc`, ...),
+//!   used through `LD_PRELOAD` or by linking the staticlib ahead of `-lffi`;
+//! - the safe Rust API [`Closure`], which needs no libffi;
+//! - the `statictramp` command line tool.
+//!
+//! Unsafe code is confined to the modules that map memory, talk to the
+//! assembly or export C symbols; each says why its unsafe code is sound.
+#![deny(unsafe_code)]
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+compile_error!("statictramp supports x86_64 Linux only (so far)");
+
+pub mod cif;
+pub mod closure;
+mod dispatch;
+pub mod layout;
+mod map;
+pub mod plan;
+mod raw;
+mod rust_api;
+mod slab;
+pub mod table;
+
+#[cfg(feature = "capi")]
+pub mod capi;
+
+pub use rust_api::{Args, Closure, Error, Ret};
+pub use statictramp_abi::{Abi, Kind, Signature, Type};

@@ -1,0 +1,26 @@
+/*
+ * statictramp_entry_trap: the entry of closures that must not be called —
+ * freed slots (their data word points at the freed sentinel header) and
+ * records allocated but not yet prepared.
+ *
+ * In: r10 = header. Never returns: statictramp_trap(header: rdi) prints a
+ * diagnostic naming the case and aborts. Frame: rsp is moved by 8 so the
+ * call happens with rsp % 16 == 0; CFA = rsp + 16 after that.
+ */
+#include "../common.h"
+#include "layout.h"
+
+	.text
+
+ENTRY(statictramp_entry_trap)
+	.cfi_startproc
+	endbr64
+	subq	$8, %rsp
+	.cfi_def_cfa_offset 16
+	movq	%r10, %rdi
+	call	statictramp_trap@PLT
+	ud2
+	.cfi_endproc
+END(statictramp_entry_trap)
+
+GNU_STACK

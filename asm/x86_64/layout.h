@@ -1,0 +1,84 @@
+/*
+ * x86_64 layout constants shared by the assembly and the Rust runtime.
+ *
+ * This header is the one place these numbers are written. build.rs parses
+ * every `#define NAME value` line into Rust constants (src/layout.rs includes
+ * them), and the runtime const-asserts its #[repr(C)] structs against them;
+ * build.rs also checks the FRAME_* values against statictramp-abi's
+ * x86_64::frame module.
+ */
+
+/* ---- trampoline slots ------------------------------------------------- */
+/* Bytes per code slot; the slot's data word (16 bytes of data per slot) is
+ * at the same offset in the data area. */
+#define SLOT_SIZE 16
+/* Slots in the in-image pool (code in .text, data words in .bss). */
+#define IMAGE_SLOTS 1024
+/* Slots in the mappable template; its size (SLOT_SIZE * TEMPLATE_SLOTS =
+ * 256 KiB) is a multiple of the largest page size we support (64 KiB). */
+#define TEMPLATE_SLOTS 16384
+#define TEMPLATE_ALIGN 65536
+/* Distance from a mapped code slot to its data word: 256 MiB. A mapped
+ * region is [code copies: DATA_DIST bytes][data: DATA_DIST bytes]. */
+#define DATA_DIST 268435456
+
+/* ---- closure header: the first bytes of ffi_closure.tramp[32] --------- */
+/* The trampoline loads a pointer to a header into r10 and jumps through
+ * HDR_ENTRY. For records we allocate the header is the record's own
+ * tramp[] area; closures prepared on foreign memory get a separate one. */
+#define HDR_ENTRY 0
+#define HDR_PLAN 8
+#define HDR_CLOSURE 16
+#define HDR_SLOT 24
+#define HDR_MAGIC 28
+#define HDR_SIZE 32
+
+/* ---- ffi_closure (libffi include/ffi.h.in, x86_64 FFI_TRAMPOLINE_SIZE 32,
+ *      src/x86/ffitarget.h) --------------------------------------------- */
+#define CLOSURE_CIF 32
+#define CLOSURE_FUN 40
+#define CLOSURE_USER_DATA 48
+#define CLOSURE_SIZE 56
+
+/* ---- compiled plan (src/plan.rs `Compiled`), read by the entries ------ */
+#define PLAN_SCRATCH 0
+#define PLAN_NARGS 4
+#define PLAN_RET_BUF 8
+#define PLAN_FAST_RET 12
+#define PLAN_FAST_OFFS 16
+/* Most arguments the fast entry handles (all in registers: 6 + 8). */
+#define FAST_MAX_ARGS 14
+
+/* Fast-entry return codes (PLAN_FAST_RET). */
+#define FAST_RET_VOID 0
+#define FAST_RET_U8 1
+#define FAST_RET_S8 2
+#define FAST_RET_U16 3
+#define FAST_RET_S16 4
+#define FAST_RET_U32 5
+#define FAST_RET_S32 6
+#define FAST_RET_I64 7
+#define FAST_RET_FLOAT 8
+#define FAST_RET_DOUBLE 9
+
+/* ---- entry frame (statictramp-abi src/x86_64/frame.rs) ---------------- */
+#define FRAME_GPR 0
+#define FRAME_SSE 48
+#define FRAME_RET_RAX 112
+#define FRAME_RET_RDX 120
+#define FRAME_RET_XMM0 128
+#define FRAME_RET_XMM1 136
+#define FRAME_STACK_PTR 144
+#define FRAME_SIZE 160
+
+/* Dispatcher return codes (statictramp-abi RetKind). */
+#define RET_KIND_REGS 0
+#define RET_KIND_X87 1
+#define RET_KIND_X87_PAIR 2
+
+/* Win64 entry: rsi, rdi and xmm6..xmm15 are callee-saved there but not in
+ * the SysV code it calls; they are saved above the frame. */
+#define WIN64_SAVE_RSI 160
+#define WIN64_SAVE_RDI 168
+#define WIN64_SAVE_XMM6 176
+#define WIN64_FRAME_SIZE 336

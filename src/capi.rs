@@ -1,0 +1,251 @@
+//! libffi's closure API as C exports: `ffi_closure_alloc`,
+//! `ffi_closure_free`, `ffi_prep_closure`, `ffi_prep_closure_loc`,
+//! `ffi_prep_raw_closure`, `ffi_prep_raw_closure_loc`,
+//! `ffi_prep_java_raw_closure`, `ffi_prep_java_raw_closure_loc`.
+//!
+//! Loaded with LD_PRELOAD (or linked ahead of -lffi) these replace libffi's
+//! definitions; `ffi_prep_cif` and `ffi_call` stay libffi's. The preload
+//! library built by scripts/build-preload gives them libffi's version node
+//! LIBFFI_CLOSURE_8.0.
+//!
+//! Status codes follow libffi: FFI_OK, FFI_BAD_TYPEDEF for malformed types,
+//! FFI_BAD_ABI for ABIs this architecture lacks, FFI_BAD_ARGTYPE for NULL or
+//! stale closure pointers. With STATICTRAMP_DEBUG set in the environment,
+//! every refusal is also explained on stderr.
+#![allow(unsafe_code)]
+
+use crate::cif::{FfiCif, Fun, Status};
+use crate::closure::{self, FfiClosure, Owner};
+use crate::dispatch::diag;
+use crate::raw::{self, FfiRawClosure, RawFun};
+use std::os::raw::c_void;
+use std::sync::OnceLock;
+
+fn debug_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("STATICTRAMP_DEBUG").is_some())
+}
+
+fn refuse(what: &str, why: &dyn std::fmt::Display, status: Status) -> u32 {
+    if debug_enabled() {
+        diag(&format!("{what}: {why} (returning {status:?})"));
+    }
+    status as u32
+}
+
+/// `void *ffi_closure_alloc(size_t size, void **code)`: writable memory of
+/// at least `size` bytes laid out as an `ffi_closure`, and in `*code` the
+/// address to call. NULL (errno ENOMEM or EINVAL) on failure.
+///
+/// # Safety
+/// `code` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) -> *mut c_void {
+    if code.is_null() {
+        set_errno(libc::EINVAL);
+        return std::ptr::null_mut();
+    }
+    match closure::alloc(size) {
+        Ok((rec, entry)) => {
+            // SAFETY: `code` is non-null and writable per the contract.
+            unsafe { *code = entry as *mut c_void };
+            rec.cast()
+        }
+        Err(e) => {
+            if debug_enabled() {
+                diag(&format!("ffi_closure_alloc({size}): {e:?}"));
+            }
+            set_errno(libc::ENOMEM);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+fn set_errno(e: libc::c_int) {
+    // SAFETY: __errno_location returns this thread's errno.
+    unsafe { *libc::__errno_location() = e };
+}
+
+type FreeFn = unsafe extern "C" fn(*mut c_void);
+
+/// The next definition of `ffi_closure_free` after ours (libffi's, when
+/// both are loaded), for pointers libffi allocated.
+fn next_free() -> Option<FreeFn> {
+    static NEXT: OnceLock<usize> = OnceLock::new();
+    let p = *NEXT.get_or_init(|| {
+        // SAFETY: dlsym with a NUL-terminated name.
+        let p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"ffi_closure_free".as_ptr()) } as usize;
+        if p == ffi_closure_free as *const () as usize { 0 } else { p }
+    });
+    // SAFETY: a non-null result of dlsym for `ffi_closure_free` is a
+    // function with this signature.
+    (p != 0).then(|| unsafe { std::mem::transmute::<usize, FreeFn>(p) })
+}
+
+/// `void ffi_closure_free(void *)`. Our records go back to the pool (their
+/// code then traps until reused); pointers from another libffi are handed to
+/// its `ffi_closure_free`; a double free is reported and aborts.
+///
+/// # Safety
+/// `ptr` must be NULL or a pointer from an `ffi_closure_alloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
+    if ptr.is_null() {
+        return;
+    }
+    match closure::free(ptr) {
+        Owner::Live(_) => {}
+        Owner::Freed => {
+            diag(&format!("ffi_closure_free({ptr:p}): double free of a closure; aborting"));
+            std::process::abort();
+        }
+        Owner::Corrupt => {
+            diag(&format!(
+                "ffi_closure_free({ptr:p}): not a closure from ffi_closure_alloc (interior pointer or corrupt record); aborting"
+            ));
+            std::process::abort();
+        }
+        Owner::Foreign => match next_free() {
+            // SAFETY: the pointer was not allocated by us; the next
+            // ffi_closure_free in the link order owns it.
+            Some(f) => unsafe { f(ptr) },
+            None => diag(&format!(
+                "ffi_closure_free({ptr:p}): not allocated by statictramp and no other libffi is loaded; ignored"
+            )),
+        },
+    }
+}
+
+/// `ffi_status ffi_prep_closure_loc(ffi_closure*, ffi_cif*, fun, void *user_data, void *codeloc)`.
+///
+/// For records from `ffi_closure_alloc`, `codeloc` is not needed (the code
+/// address was fixed at allocation) and is ignored, as libffi's static
+/// trampolines do. For other memory, a classic trampoline is written into
+/// `closure->tramp`, to be executed at `codeloc` (the caller's alias).
+///
+/// # Safety
+/// As libffi's: `closure` from ffi_closure_alloc or writable memory the
+/// caller owns; `cif` a prepared cif outliving the closure.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ffi_prep_closure_loc(
+    closure: *mut FfiClosure,
+    cif: *mut FfiCif,
+    fun: Option<Fun>,
+    user_data: *mut c_void,
+    _codeloc: *mut c_void,
+) -> u32 {
+    // SAFETY: forwarded contract.
+    match unsafe { closure::prep(closure, cif, fun, user_data) } {
+        Ok(()) => Status::Ok as u32,
+        Err(e) => refuse("ffi_prep_closure_loc", &e, e.status()),
+    }
+}
+
+/// `ffi_status ffi_prep_closure(ffi_closure*, ffi_cif*, fun, void *user_data)`:
+/// libffi's deprecated form, `ffi_prep_closure_loc(closure, ..., closure)`.
+///
+/// # Safety
+/// As [`ffi_prep_closure_loc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ffi_prep_closure(closure: *mut FfiClosure, cif: *mut FfiCif, fun: Option<Fun>, user_data: *mut c_void) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { ffi_prep_closure_loc(closure, cif, fun, user_data, closure.cast()) }
+}
+
+/// Shared by the raw and Java raw preps: prepare `cl` as an ordinary closure
+/// whose handler is `translate` with the closure itself as user data, then
+/// store the client's raw handler (libffi src/raw_api.c).
+///
+/// # Safety
+/// As [`ffi_prep_closure_loc`], with `cl` sized for an `ffi_raw_closure`.
+unsafe fn prep_raw(
+    what: &str,
+    cl: *mut FfiRawClosure,
+    cif: *mut FfiCif,
+    fun: Option<RawFun>,
+    user_data: *mut c_void,
+    codeloc: *mut c_void,
+    translate: Fun,
+) -> u32 {
+    if cl.is_null() || fun.is_none() {
+        return refuse(what, &"closure or handler is NULL", Status::BadArgType);
+    }
+    // SAFETY: forwarded contract.
+    let status = unsafe { ffi_prep_closure_loc(cl.cast(), cif, Some(translate), cl.cast(), codeloc) };
+    if status == Status::Ok as u32 {
+        // SAFETY: `cl` is writable and at least an ffi_raw_closure.
+        unsafe {
+            (*cl).fun = fun;
+            (*cl).user_data = user_data;
+        }
+    }
+    status
+}
+
+/// `ffi_status ffi_prep_raw_closure_loc(ffi_raw_closure*, ffi_cif*, fun, void*, void *codeloc)`.
+///
+/// # Safety
+/// As [`ffi_prep_closure_loc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ffi_prep_raw_closure_loc(
+    cl: *mut FfiRawClosure,
+    cif: *mut FfiCif,
+    fun: Option<RawFun>,
+    user_data: *mut c_void,
+    codeloc: *mut c_void,
+) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { prep_raw("ffi_prep_raw_closure_loc", cl, cif, fun, user_data, codeloc, raw::translate_raw) }
+}
+
+/// `ffi_status ffi_prep_raw_closure(ffi_raw_closure*, ffi_cif*, fun, void*)`.
+///
+/// # Safety
+/// As [`ffi_prep_closure_loc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ffi_prep_raw_closure(cl: *mut FfiRawClosure, cif: *mut FfiCif, fun: Option<RawFun>, user_data: *mut c_void) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { ffi_prep_raw_closure_loc(cl, cif, fun, user_data, cl.cast()) }
+}
+
+/// `ffi_status ffi_prep_java_raw_closure_loc(ffi_java_raw_closure*, ffi_cif*, fun, void*, void *codeloc)`.
+/// Struct and complex arguments, on which libffi aborts at call time, are
+/// refused here with FFI_BAD_TYPEDEF.
+///
+/// # Safety
+/// As [`ffi_prep_closure_loc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ffi_prep_java_raw_closure_loc(
+    cl: *mut FfiRawClosure,
+    cif: *mut FfiCif,
+    fun: Option<RawFun>,
+    user_data: *mut c_void,
+    codeloc: *mut c_void,
+) -> u32 {
+    const WHAT: &str = "ffi_prep_java_raw_closure_loc";
+    // SAFETY: a cif that read_cif accepts is safe for java_compatible.
+    if let Err(e) = unsafe { crate::cif::read_cif(cif) } {
+        return refuse(WHAT, &e, e.status());
+    }
+    // SAFETY: read_cif accepted the cif just above.
+    if !unsafe { raw::java_compatible(cif) } {
+        return refuse(WHAT, &"struct or complex argument in a Java raw closure", Status::BadTypedef);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { prep_raw(WHAT, cl, cif, fun, user_data, codeloc, raw::translate_java) }
+}
+
+/// `ffi_status ffi_prep_java_raw_closure(ffi_java_raw_closure*, ffi_cif*, fun, void*)`.
+///
+/// # Safety
+/// As [`ffi_prep_closure_loc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ffi_prep_java_raw_closure(
+    cl: *mut FfiRawClosure,
+    cif: *mut FfiCif,
+    fun: Option<RawFun>,
+    user_data: *mut c_void,
+) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { ffi_prep_java_raw_closure_loc(cl, cif, fun, user_data, cl.cast()) }
+}

@@ -1,0 +1,207 @@
+//! Reading libffi's C `ffi_cif` and `ffi_type` into a [`Signature`].
+//!
+//! Only the public fields are read (`abi`, `nargs`, `arg_types`, `rtype`,
+//! and each type's `size`, `alignment`, `type`, `elements`); never
+//! `cif->flags`, whose meaning differs between libffi versions. Every
+//! pointer is checked for NULL and every type validated, so a malformed cif
+//! gets `FFI_BAD_TYPEDEF` / `FFI_BAD_ABI` instead of a crash where that is
+//! detectable.
+#![allow(unsafe_code)]
+
+use statictramp_abi::{Abi, Arch, Kind, Signature, Type, TypeError};
+use std::os::raw::c_void;
+
+/// libffi's `ffi_type` (include/ffi.h.in).
+#[repr(C)]
+pub struct FfiType {
+    pub size: usize,
+    pub alignment: u16,
+    pub type_: u16,
+    pub elements: *mut *mut FfiType,
+}
+
+/// libffi's `ffi_cif` (public fields; libffi may append private ones).
+#[repr(C)]
+pub struct FfiCif {
+    pub abi: u32,
+    pub nargs: u32,
+    pub arg_types: *mut *mut FfiType,
+    pub rtype: *mut FfiType,
+    pub bytes: u32,
+    pub flags: u32,
+}
+
+/// libffi's `ffi_status`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok = 0,
+    BadTypedef = 1,
+    BadAbi = 2,
+    BadArgType = 3,
+}
+
+/// libffi type codes.
+pub mod code {
+    pub const VOID: u16 = 0;
+    pub const INT: u16 = 1;
+    pub const FLOAT: u16 = 2;
+    pub const DOUBLE: u16 = 3;
+    pub const LONGDOUBLE: u16 = 4;
+    pub const UINT8: u16 = 5;
+    pub const SINT8: u16 = 6;
+    pub const UINT16: u16 = 7;
+    pub const SINT16: u16 = 8;
+    pub const UINT32: u16 = 9;
+    pub const SINT32: u16 = 10;
+    pub const UINT64: u16 = 11;
+    pub const SINT64: u16 = 12;
+    pub const STRUCT: u16 = 13;
+    pub const POINTER: u16 = 14;
+    pub const COMPLEX: u16 = 15;
+}
+
+/// Most arguments we accept; more is a corrupt cif (libffi has no limit,
+/// but it `alloca`s `avalue` on every call).
+pub const MAX_ARGS: u32 = 4096;
+/// Most elements in one struct.
+pub const MAX_ELEMENTS: usize = 1 << 16;
+
+/// Why a cif cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CifError {
+    NullCif,
+    BadAbi(u32),
+    BadType(TypeError),
+    NullType,
+    TooManyArgs(u32),
+}
+
+impl CifError {
+    /// The libffi status for this error.
+    pub fn status(&self) -> Status {
+        match self {
+            CifError::NullCif => Status::BadArgType,
+            CifError::BadAbi(_) => Status::BadAbi,
+            CifError::BadType(_) | CifError::NullType | CifError::TooManyArgs(_) => Status::BadTypedef,
+        }
+    }
+}
+
+impl core::fmt::Display for CifError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CifError::NullCif => write!(f, "cif is NULL"),
+            CifError::BadAbi(a) => write!(f, "ABI {a} is not supported on this architecture"),
+            CifError::BadType(e) => write!(f, "bad ffi_type: {e}"),
+            CifError::NullType => write!(f, "NULL ffi_type"),
+            CifError::TooManyArgs(n) => write!(f, "{n} arguments (at most {MAX_ARGS})"),
+        }
+    }
+}
+
+/// Reads the signature a cif describes.
+///
+/// # Safety
+/// `cif` must be NULL or point to a readable `ffi_cif` whose type pointers
+/// are NULL or point to readable `ffi_type`s (as any libffi cif does).
+pub unsafe fn read_cif(cif: *const FfiCif) -> Result<Signature, CifError> {
+    if cif.is_null() {
+        return Err(CifError::NullCif);
+    }
+    // SAFETY: caller guarantees a readable cif.
+    let cif = unsafe { &*cif };
+    let abi = Abi::from_ffi(Arch::X86_64, cif.abi).ok_or(CifError::BadAbi(cif.abi))?;
+    if cif.nargs > MAX_ARGS {
+        return Err(CifError::TooManyArgs(cif.nargs));
+    }
+    if cif.nargs > 0 && cif.arg_types.is_null() {
+        return Err(CifError::NullType);
+    }
+    let mut args = Vec::with_capacity(cif.nargs as usize);
+    for i in 0..cif.nargs as usize {
+        // SAFETY: arg_types has nargs entries (libffi's contract).
+        let t = unsafe { *cif.arg_types.add(i) };
+        // SAFETY: caller guarantees readable types.
+        let t = unsafe { read_type(t, 0)? };
+        if t.kind == Kind::Void {
+            return Err(CifError::BadType(TypeError::VoidMember));
+        }
+        args.push(t);
+    }
+    // SAFETY: as above.
+    let ret = unsafe { read_type(cif.rtype, 0)? };
+    Ok(Signature { abi, args, ret })
+}
+
+/// Reads one `ffi_type` (recursively) and validates it.
+///
+/// # Safety
+/// `t` must be NULL or point to a readable `ffi_type`, recursively.
+pub unsafe fn read_type(t: *const FfiType, depth: usize) -> Result<Type, CifError> {
+    if t.is_null() {
+        return Err(CifError::NullType);
+    }
+    if depth > statictramp_abi::types::MAX_DEPTH {
+        return Err(CifError::BadType(TypeError::TooDeep));
+    }
+    // SAFETY: caller guarantees a readable ffi_type.
+    let ft = unsafe { &*t };
+    let scalar = |kind: Kind, size: u64| Ok(Type { kind, size, align: size });
+    let ty = match ft.type_ {
+        code::VOID => Ok(Type::VOID),
+        code::INT | code::SINT32 => scalar(Kind::S32, 4),
+        code::UINT32 => scalar(Kind::U32, 4),
+        code::UINT8 => scalar(Kind::U8, 1),
+        code::SINT8 => scalar(Kind::S8, 1),
+        code::UINT16 => scalar(Kind::U16, 2),
+        code::SINT16 => scalar(Kind::S16, 2),
+        code::UINT64 => scalar(Kind::U64, 8),
+        code::SINT64 => scalar(Kind::S64, 8),
+        code::POINTER => scalar(Kind::Pointer, 8),
+        code::FLOAT => scalar(Kind::Float, 4),
+        code::DOUBLE => scalar(Kind::Double, 8),
+        code::LONGDOUBLE => Ok(Type::LONGDOUBLE),
+        code::STRUCT | code::COMPLEX => {
+            if ft.elements.is_null() {
+                return Err(CifError::NullType);
+            }
+            let mut elems = Vec::new();
+            loop {
+                if elems.len() >= MAX_ELEMENTS {
+                    return Err(CifError::BadType(TypeError::TooLarge(elems.len() as u64)));
+                }
+                // SAFETY: `elements` is a NULL-terminated array (libffi's contract).
+                let e = unsafe { *ft.elements.add(elems.len()) };
+                if e.is_null() {
+                    break;
+                }
+                // SAFETY: as for `t`.
+                elems.push(unsafe { read_type(e, depth + 1)? });
+            }
+            if ft.type_ == code::COMPLEX {
+                let elem = elems.into_iter().next().ok_or(CifError::BadType(TypeError::BadComplex))?;
+                Type::complex(elem).map_err(CifError::BadType)
+            } else {
+                Ok(Type { kind: Kind::Struct(elems), size: ft.size as u64, align: u64::from(ft.alignment) })
+            }
+        }
+        other => Err(CifError::BadType(TypeError::UnknownCode(other))),
+    }?;
+    // Scalars: libffi's predefined types carry these exact sizes; a type
+    // claiming otherwise is corrupt.
+    if !matches!(ty.kind, Kind::Struct(_) | Kind::Void) && (ft.size as u64 != ty.size || u64::from(ft.alignment) != ty.align) {
+        return Err(CifError::BadType(TypeError::LayoutMismatch {
+            stated_size: ft.size as u64,
+            stated_align: u64::from(ft.alignment),
+            size: ty.size,
+            align: ty.align,
+        }));
+    }
+    ty.validate().map_err(CifError::BadType)?;
+    Ok(ty)
+}
+
+/// The handler libffi calls: `fun(cif, ret, avalue, user_data)`. C-unwind:
+/// a C++ handler may throw through the entry.
+pub type Fun = unsafe extern "C-unwind" fn(*mut FfiCif, *mut c_void, *mut *mut c_void, *mut c_void);

@@ -1,0 +1,363 @@
+//! Closure records and their life cycle: allocate, prepare, free.
+//!
+//! A record is laid out like libffi's `ffi_closure` on x86_64
+//! (`tramp[FFI_TRAMPOLINE_SIZE = 32]`, `cif`, `fun`, `user_data`; see
+//! libffi src/x86/ffitarget.h, FFI_TRAMPOLINE_SIZE) so clients that read or
+//! embed it keep working. Our bookkeeping, the [`Header`], lives in
+//! `tramp[]`; the trampoline slot's data word points at it.
+//!
+//! Closures prepared on memory we did not allocate (clients bringing their
+//! own executable memory, as libffi allows) get a classic trampoline written
+//! into their `tramp[]` — the caller owns that memory's permissions — which
+//! loads a separately allocated header and enters the same entries.
+#![allow(unsafe_code)]
+
+use crate::cif::{self, FfiCif, Fun, Status};
+use crate::layout::{
+    CLOSURE_CIF, CLOSURE_FUN, CLOSURE_SIZE, CLOSURE_USER_DATA, HDR_CLOSURE, HDR_ENTRY, HDR_MAGIC, HDR_PLAN, HDR_SIZE,
+    HDR_SLOT,
+};
+use crate::plan::{self, Compiled};
+use crate::slab::{self, Slab};
+use crate::table::{Slot, SlotError, Slots};
+use std::collections::HashMap;
+use std::mem::offset_of;
+use std::os::raw::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// libffi's `ffi_closure` on x86_64.
+#[repr(C)]
+pub struct FfiClosure {
+    pub tramp: [u8; 32],
+    pub cif: *mut FfiCif,
+    pub fun: Option<Fun>,
+    pub user_data: *mut c_void,
+}
+
+/// Our bookkeeping at the start of `tramp[]`: what the trampoline's data
+/// word points at and the entries read.
+#[repr(C)]
+pub struct Header {
+    /// Entry the trampoline jumps to (`jmp *HDR_ENTRY(%r10)`).
+    pub entry: AtomicUsize,
+    /// The compiled plan (null before prep).
+    pub plan: AtomicPtr<Compiled>,
+    /// The `ffi_closure` whose cif, fun and user_data the entry uses.
+    pub closure: AtomicPtr<FfiClosure>,
+    /// Global slot index (records we allocated).
+    pub slot: AtomicU32,
+    /// `magic << 8 | size class`.
+    pub meta: AtomicU32,
+}
+
+const _: () = {
+    assert!(offset_of!(Header, entry) == HDR_ENTRY);
+    assert!(offset_of!(Header, plan) == HDR_PLAN);
+    assert!(offset_of!(Header, closure) == HDR_CLOSURE);
+    assert!(offset_of!(Header, slot) == HDR_SLOT);
+    assert!(offset_of!(Header, meta) == HDR_MAGIC);
+    assert!(size_of::<Header>() == HDR_SIZE);
+    assert!(HDR_SIZE <= 32); // fits in tramp[FFI_TRAMPOLINE_SIZE]
+    assert!(offset_of!(FfiClosure, cif) == CLOSURE_CIF);
+    assert!(offset_of!(FfiClosure, fun) == CLOSURE_FUN);
+    assert!(offset_of!(FfiClosure, user_data) == CLOSURE_USER_DATA);
+    assert!(size_of::<FfiClosure>() == CLOSURE_SIZE);
+};
+
+const MAGIC_LIVE: u32 = 0x53_54_4c; // "STL"
+const MAGIC_FREED: u32 = 0x53_54_46; // "STF"
+
+unsafe extern "C" {
+    fn statictramp_entry_trap();
+}
+
+fn trap_entry() -> usize {
+    statictramp_entry_trap as *const () as usize
+}
+
+/// The header every free slot's data word points at: calls through a freed
+/// closure land in `statictramp_trap`, which reports and aborts.
+pub static FREED: Header = Header {
+    entry: AtomicUsize::new(0),
+    plan: AtomicPtr::new(ptr::null_mut()),
+    closure: AtomicPtr::new(ptr::null_mut()),
+    slot: AtomicU32::new(u32::MAX),
+    meta: AtomicU32::new(MAGIC_FREED << 8),
+};
+
+struct Alloc {
+    slots: Slots,
+    slab: Slab,
+}
+
+fn state() -> MutexGuard<'static, Alloc> {
+    static STATE: OnceLock<Mutex<Alloc>> = OnceLock::new();
+    STATE
+        .get_or_init(|| {
+            FREED.entry.store(trap_entry(), Ordering::Release);
+            Mutex::new(Alloc { slots: Slots::new((&raw const FREED).cast_mut().cast()), slab: Slab::new() })
+        })
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why `alloc` failed.
+#[derive(Debug)]
+pub enum AllocError {
+    /// No size class serves this size.
+    TooLarge(usize),
+    /// Out of trampoline slots (address space, map count, memory).
+    Slots(SlotError),
+    /// Out of record memory.
+    Records(std::io::Error),
+}
+
+/// Allocates a record of at least `size` bytes and a trampoline slot for it.
+/// Returns (record, code address). Before prep, calling the code aborts with
+/// a diagnostic.
+pub fn alloc(size: usize) -> Result<(*mut FfiClosure, usize), AllocError> {
+    // libffi hands out memory for any size, including 0; a record is never
+    // smaller than an ffi_closure, so `size` only matters when larger.
+    let class = slab::class_of(size.max(CLOSURE_SIZE)).ok_or(AllocError::TooLarge(size))?;
+    let mut st = state();
+    let slot = st.slots.take().map_err(AllocError::Slots)?;
+    let rec = match st.slab.alloc(class) {
+        Ok(r) => r,
+        Err(e) => {
+            st.slots.give_back(slot);
+            return Err(AllocError::Records(e));
+        }
+    };
+    let c = rec as *mut FfiClosure;
+    // SAFETY: `rec` is a fresh record of at least CLOSURE_SIZE writable
+    // bytes, 64-byte aligned, that nothing else references.
+    unsafe {
+        let h = c as *mut Header;
+        h.write(Header {
+            entry: AtomicUsize::new(trap_entry()),
+            plan: AtomicPtr::new(ptr::null_mut()),
+            closure: AtomicPtr::new(c),
+            slot: AtomicU32::new(slot.0),
+            meta: AtomicU32::new(MAGIC_LIVE << 8 | class),
+        });
+        (*c).cif = ptr::null_mut();
+        (*c).fun = None;
+        (*c).user_data = ptr::null_mut();
+    }
+    slot.data_word().store(rec as *mut u8, Ordering::Release);
+    Ok((c, slot.code()))
+}
+
+/// What a pointer handed to us turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// A live record of ours, on this slot.
+    Live(Slot),
+    /// One of our records that was already freed.
+    Freed,
+    /// Inside our record arena but not a record start (corrupt or interior).
+    Corrupt,
+    /// Not our memory.
+    Foreign,
+}
+
+fn owner_locked(st: &Alloc, p: usize) -> Owner {
+    if !st.slab.contains(p) {
+        return Owner::Foreign;
+    }
+    // SAFETY: `p` lies in the record arena, which is committed read-write
+    // and never unmapped, and records are at least 32-byte aligned, so the
+    // header words are readable (possibly garbage if `p` is an interior
+    // pointer; the data-word check below catches that).
+    let h = unsafe { &*(p as *const Header) };
+    let meta = h.meta.load(Ordering::Acquire);
+    let slot = Slot(h.slot.load(Ordering::Acquire));
+    if meta >> 8 == MAGIC_FREED {
+        return Owner::Freed;
+    }
+    if meta >> 8 != MAGIC_LIVE || p % 64 != 0 || slot.0 >= st.slots.handed_out() {
+        return Owner::Corrupt;
+    }
+    if slot.data_word().load(Ordering::Acquire) as usize != p {
+        return Owner::Corrupt;
+    }
+    Owner::Live(slot)
+}
+
+/// Classifies a pointer a C caller handed us.
+pub fn owner(p: *const c_void) -> Owner {
+    owner_locked(&state(), p as usize)
+}
+
+/// Frees a record: its slot's data word goes back to the freed sentinel
+/// first, so calls through the stale code pointer trap until the slot is
+/// reused.
+pub fn free(p: *mut c_void) -> Owner {
+    let mut st = state();
+    let o = owner_locked(&st, p as usize);
+    if let Owner::Live(slot) = o {
+        slot.data_word().store((&raw const FREED).cast_mut().cast(), Ordering::Release);
+        // SAFETY: `p` is a live record (checked above), so its header is ours.
+        let h = unsafe { &*(p as *const Header) };
+        let class = h.meta.load(Ordering::Relaxed) & 0xff;
+        h.entry.store(trap_entry(), Ordering::Release);
+        h.plan.store(ptr::null_mut(), Ordering::Release);
+        h.meta.store(MAGIC_FREED << 8 | class, Ordering::Release);
+        st.slots.give_back(slot);
+        st.slab.free(p as usize, class);
+    }
+    o
+}
+
+/// Why prep failed, with libffi's status.
+#[derive(Debug)]
+pub enum PrepError {
+    NullClosure,
+    NullFun,
+    Cif(cif::CifError),
+    Classify(statictramp_abi::ClassifyError),
+    /// The record was freed.
+    Freed,
+    /// A pointer into our arena that is not a live record.
+    Corrupt,
+}
+
+impl PrepError {
+    pub fn status(&self) -> Status {
+        match self {
+            PrepError::NullClosure | PrepError::NullFun | PrepError::Freed | PrepError::Corrupt => Status::BadArgType,
+            PrepError::Cif(e) => e.status(),
+            PrepError::Classify(_) => Status::BadTypedef,
+        }
+    }
+}
+
+impl core::fmt::Display for PrepError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PrepError::NullClosure => write!(f, "closure is NULL"),
+            PrepError::NullFun => write!(f, "handler function is NULL"),
+            PrepError::Cif(e) => write!(f, "{e}"),
+            PrepError::Classify(e) => write!(f, "{e}"),
+            PrepError::Freed => write!(f, "closure was already freed"),
+            PrepError::Corrupt => write!(f, "pointer is inside statictramp's records but not a live closure"),
+        }
+    }
+}
+
+/// Headers of closures prepared on foreign memory, by closure address.
+/// Re-preparing the same memory reuses its header; headers are never freed
+/// (we cannot know when the client frees its memory), 32 bytes each.
+fn foreign_headers() -> &'static Mutex<HashMap<usize, &'static Header>> {
+    static H: OnceLock<Mutex<HashMap<usize, &'static Header>>> = OnceLock::new();
+    H.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The classic trampoline written into a foreign closure's `tramp[]`:
+///
+/// ```text
+///   f3 0f 1e fa        endbr64
+///   49 ba <imm64>      movabs $header, %r10
+///   41 ff 22           jmpq *(%r10)          ; header->entry
+///   cc ...             int3 padding to 32 bytes
+/// ```
+///
+/// Absolute, so it works at whatever address (alias) the client executes it.
+pub fn classic_trampoline(header: usize) -> [u8; 32] {
+    let mut t = [0xccu8; 32];
+    t[..4].copy_from_slice(&[0xf3, 0x0f, 0x1e, 0xfa]);
+    t[4..6].copy_from_slice(&[0x49, 0xba]);
+    t[6..14].copy_from_slice(&(header as u64).to_le_bytes());
+    t[14..17].copy_from_slice(&[0x41, 0xff, 0x22]);
+    t
+}
+
+/// Prepares a closure: libffi's `ffi_prep_closure_loc`.
+///
+/// # Safety
+/// `closure` must be NULL, a record from [`alloc`], or writable memory of
+/// at least `sizeof(ffi_closure)` bytes that the caller will execute at
+/// `codeloc` (foreign memory). `cif` must be NULL or a libffi cif that
+/// outlives the closure.
+pub unsafe fn prep(
+    closure: *mut FfiClosure,
+    cif: *mut FfiCif,
+    fun: Option<Fun>,
+    user_data: *mut c_void,
+) -> Result<(), PrepError> {
+    if closure.is_null() {
+        return Err(PrepError::NullClosure);
+    }
+    // SAFETY: the caller guarantees `cif` is NULL or a readable cif.
+    let sig = unsafe { cif::read_cif(cif) }.map_err(PrepError::Cif)?;
+    // SAFETY: forwarded contract.
+    unsafe { prep_signature(closure, sig, cif, fun, user_data) }
+}
+
+/// Prepares a closure for a signature given directly; `cif` is only handed
+/// to the handler (the Rust API passes null).
+///
+/// # Safety
+/// As [`prep`].
+pub unsafe fn prep_signature(
+    closure: *mut FfiClosure,
+    sig: statictramp_abi::Signature,
+    cif: *mut FfiCif,
+    fun: Option<Fun>,
+    user_data: *mut c_void,
+) -> Result<(), PrepError> {
+    if closure.is_null() {
+        return Err(PrepError::NullClosure);
+    }
+    let fun = fun.ok_or(PrepError::NullFun)?;
+    let compiled = plan::intern(sig).map_err(PrepError::Classify)?;
+    let compiled_ptr = (compiled as *const Compiled).cast_mut();
+    match owner(closure.cast()) {
+        Owner::Live(_) => {
+            // SAFETY: a live record of ours: writable, header in tramp[].
+            unsafe {
+                (*closure).cif = cif;
+                (*closure).fun = Some(fun);
+                (*closure).user_data = user_data;
+                let h = &*(closure as *const Header);
+                h.plan.store(compiled_ptr, Ordering::Release);
+                // Last: the entry, so a concurrent caller sees a complete record.
+                h.entry.store(compiled.entry.address(), Ordering::Release);
+            }
+            Ok(())
+        }
+        Owner::Freed => Err(PrepError::Freed),
+        Owner::Corrupt => Err(PrepError::Corrupt),
+        Owner::Foreign => {
+            let mut map = foreign_headers().lock().unwrap_or_else(|e| e.into_inner());
+            let h: &'static Header = map.entry(closure as usize).or_insert_with(|| {
+                Box::leak(Box::new(Header {
+                    entry: AtomicUsize::new(trap_entry()),
+                    plan: AtomicPtr::new(ptr::null_mut()),
+                    closure: AtomicPtr::new(closure),
+                    slot: AtomicU32::new(u32::MAX),
+                    meta: AtomicU32::new(0),
+                }))
+            });
+            h.plan.store(compiled_ptr, Ordering::Release);
+            h.entry.store(compiled.entry.address(), Ordering::Release);
+            // SAFETY: the caller guarantees `closure` is writable memory of
+            // at least sizeof(ffi_closure) bytes that it owns.
+            unsafe {
+                (*closure).cif = cif;
+                (*closure).fun = Some(fun);
+                (*closure).user_data = user_data;
+                ptr::write_volatile(&raw mut (*closure).tramp, classic_trampoline(h as *const Header as usize));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Live closures and slots ever handed out (for `statictramp check` and tests).
+pub fn stats() -> (usize, u32) {
+    let st = state();
+    (st.slots.live(), st.slots.handed_out())
+}

@@ -1,0 +1,122 @@
+//! The Rust side of the generic entries: build `avalue[]` from the saved
+//! registers and the caller's stack as the plan says, call the handler,
+//! load the return slots.
+//!
+//! No classification, allocation, locking or system call happens here: the
+//! plan was made at prep time and the entry reserved all scratch memory.
+#![allow(unsafe_code)]
+
+use crate::closure::{FREED, Header};
+use crate::layout::FRAME_STACK_PTR;
+use statictramp_abi::x86_64::frame;
+use statictramp_abi::{ArgLoc, Ext, RetLoc};
+use std::os::raw::c_void;
+use std::ptr;
+
+/// Reads `len` (1..=8) bytes at `p` and widens them to 64 bits.
+///
+/// # Safety
+/// `p` must be valid for reading `len` bytes.
+unsafe fn load_ext(p: *const u8, len: u32, ext: Ext) -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: caller guarantees `len` readable bytes; `len <= 8`.
+    unsafe { ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), len.min(8) as usize) };
+    let v = u64::from_le_bytes(buf);
+    match ext {
+        Ext::Zero => v,
+        Ext::Sign => {
+            let shift = 64 - 8 * len.min(8);
+            (((v << shift) as i64) >> shift) as u64
+        }
+    }
+}
+
+/// Called by `statictramp_entry_sysv` and `statictramp_entry_win64`.
+/// Returns the `RetKind` the entry uses to load the return value.
+///
+/// # Safety
+/// Only the entries call this: `frame` is their FRAME_SIZE frame with the
+/// argument registers saved and FRAME_STACK_PTR set; `header` is a prepared
+/// closure's header; `scratch` has the plan's `scratch_size` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn statictramp_dispatch(frame: *mut u8, header: *const Header, scratch: *mut u8) -> u32 {
+    // SAFETY: per the contract above; the plan pointer of a prepared header
+    // is an interned plan that lives forever.
+    unsafe {
+        let h = &*header;
+        let compiled = &*h.plan.load(std::sync::atomic::Ordering::Acquire);
+        let plan = &compiled.plan;
+        let closure = h.closure.load(std::sync::atomic::Ordering::Acquire);
+        let stack = *(frame.add(FRAME_STACK_PTR) as *const *mut u8);
+        let avalue = scratch as *mut *mut c_void;
+        for (i, loc) in plan.args.iter().enumerate() {
+            let p: *mut u8 = match loc {
+                ArgLoc::Frame(off) => frame.add(*off as usize),
+                ArgLoc::Stack(off) => stack.add(*off as usize),
+                ArgLoc::FramePtr(off) => *(frame.add(*off as usize) as *const *mut u8),
+                ArgLoc::StackPtr(off) => *(stack.add(*off as usize) as *const *mut u8),
+                ArgLoc::Gather { dst, pieces } => {
+                    let d = scratch.add(*dst as usize);
+                    for pc in pieces {
+                        ptr::copy_nonoverlapping(frame.add(pc.src as usize), d.add(pc.at as usize), pc.len as usize);
+                    }
+                    d
+                }
+            };
+            *avalue.add(i) = p.cast();
+        }
+        let rvalue: *mut u8 = match &plan.ret {
+            RetLoc::Memory { ptr: slot, echo } => {
+                let p = *(frame.add(*slot as usize) as *const *mut u8);
+                *(frame.add(*echo as usize) as *mut *mut u8) = p;
+                p
+            }
+            _ => {
+                let b = scratch.add(plan.ret_buf as usize);
+                // A handler returning a small integer may write only its
+                // low bytes; the rest of the ffi_arg reads as zero.
+                ptr::write_bytes(b, 0, 16);
+                b
+            }
+        };
+        let c = &*closure;
+        let fun = c.fun.expect("prepared closure has a handler");
+        fun(c.cif, rvalue.cast(), avalue, c.user_data);
+        match &plan.ret {
+            RetLoc::Regs(moves) => {
+                for m in moves {
+                    let v = load_ext(rvalue.add(m.at as usize), m.len, m.ext);
+                    *(frame.add(m.dst as usize) as *mut u64) = v;
+                }
+            }
+            RetLoc::X87 | RetLoc::X87Pair => {
+                *(frame.add(frame::RET_RAX as usize) as *mut *mut u8) = rvalue;
+            }
+            RetLoc::Void | RetLoc::Memory { .. } => {}
+        }
+        plan.ret.kind() as u32
+    }
+}
+
+/// Writes one diagnostic line to stderr with a single write(2).
+pub fn diag(msg: &str) {
+    let line = format!("statictramp: {msg}\n");
+    // SAFETY: writing a valid buffer to fd 2.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// Called by `statictramp_entry_trap` for closures that must not run.
+///
+/// # Safety
+/// `header` is the header the trampoline loaded.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn statictramp_trap(header: *const Header) -> ! {
+    if ptr::eq(header, &FREED) {
+        diag(
+            "a freed closure was called (its code pointer was passed to ffi_closure_free before this call); aborting",
+        );
+    } else {
+        diag("a closure was called before ffi_prep_closure_loc prepared it; aborting");
+    }
+    std::process::abort()
+}

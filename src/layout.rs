@@ -1,0 +1,13 @@
+//! Layout constants shared with the assembly (generated from
+//! `asm/<arch>/layout.h` by build.rs), and the compile-time checks that the
+//! Rust structs the assembly reads agree with them.
+
+include!(concat!(env!("OUT_DIR"), "/layout.rs"));
+
+/// Bytes of code per trampoline slot, as a `u32` for index arithmetic.
+pub const SLOT: usize = SLOT_SIZE;
+/// Bytes of one mapped template copy.
+pub const TEMPLATE_BYTES: usize = SLOT_SIZE * TEMPLATE_SLOTS;
+
+const _: () = assert!(TEMPLATE_BYTES % TEMPLATE_ALIGN == 0);
+const _: () = assert!(DATA_DIST % TEMPLATE_BYTES == 0);
