@@ -249,3 +249,11 @@ pub unsafe extern "C" fn ffi_prep_java_raw_closure(
     // SAFETY: forwarded contract.
     unsafe { ffi_prep_java_raw_closure_loc(cl, cif, fun, user_data, cl.cast()) }
 }
+
+/// `int statictramp_owns_code(const void *code)`: 1 if `code` is the code
+/// address of a live statictramp closure, else 0. Lets programs (and the
+/// README's demo) check that their callbacks run on statictramp.
+#[unsafe(no_mangle)]
+pub extern "C" fn statictramp_owns_code(code: *const c_void) -> i32 {
+    i32::from(closure::owns_code(code as usize))
+}

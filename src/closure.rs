@@ -361,3 +361,15 @@ pub fn stats() -> (usize, u32) {
     let st = state();
     (st.slots.live(), st.slots.handed_out())
 }
+
+/// Whether `code` is the code address of a live closure of ours.
+pub fn owns_code(code: usize) -> bool {
+    let st = state();
+    match Slot::from_code(code, st.slots.handed_out()) {
+        Some(slot) => {
+            let rec = slot.data_word().load(Ordering::Acquire) as usize;
+            rec != (&raw const FREED) as usize && matches!(owner_locked(&st, rec), Owner::Live(s) if s == slot)
+        }
+        None => false,
+    }
+}
