@@ -10,7 +10,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The assembly directory and files for a target, or `None`.
-fn find_assembly(arch: &str, os: &str, env: &str) -> Option<(&'static str, &'static [&'static str])> {
+fn find_assembly(
+    arch: &str,
+    os: &str,
+    env: &str,
+) -> Option<(&'static str, &'static [&'static str])> {
     match (arch, os, env) {
         ("x86_64", "linux", "gnu") | ("x86_64", "linux", "musl") => Some((
             "asm/x86_64",
@@ -92,6 +96,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     println!("cargo:rerun-if-changed={}", header.display());
-    println!("cargo:rerun-if-changed={}", Path::new("asm/common.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        Path::new("asm/common.h").display()
+    );
     build.compile("statictramp_asm");
 }

@@ -75,7 +75,11 @@ fn next_free() -> Option<FreeFn> {
     let p = *NEXT.get_or_init(|| {
         // SAFETY: dlsym with a NUL-terminated name.
         let p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"ffi_closure_free".as_ptr()) } as usize;
-        if p == ffi_closure_free as *const () as usize { 0 } else { p }
+        if p == ffi_closure_free as *const () as usize {
+            0
+        } else {
+            p
+        }
     });
     // SAFETY: a non-null result of dlsym for `ffi_closure_free` is a
     // function with this signature.
@@ -96,7 +100,9 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
     match closure::free(ptr) {
         Owner::Live(_) => {}
         Owner::Freed => {
-            diag(&format!("ffi_closure_free({ptr:p}): double free of a closure; aborting"));
+            diag(&format!(
+                "ffi_closure_free({ptr:p}): double free of a closure; aborting"
+            ));
             std::process::abort();
         }
         Owner::Corrupt => {
@@ -147,7 +153,12 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
 /// # Safety
 /// As [`ffi_prep_closure_loc`].
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ffi_prep_closure(closure: *mut FfiClosure, cif: *mut FfiCif, fun: Option<Fun>, user_data: *mut c_void) -> u32 {
+pub unsafe extern "C" fn ffi_prep_closure(
+    closure: *mut FfiClosure,
+    cif: *mut FfiCif,
+    fun: Option<Fun>,
+    user_data: *mut c_void,
+) -> u32 {
     // SAFETY: forwarded contract.
     unsafe { ffi_prep_closure_loc(closure, cif, fun, user_data, closure.cast()) }
 }
@@ -171,7 +182,8 @@ unsafe fn prep_raw(
         return refuse(what, &"closure or handler is NULL", Status::BadArgType);
     }
     // SAFETY: forwarded contract.
-    let status = unsafe { ffi_prep_closure_loc(cl.cast(), cif, Some(translate), cl.cast(), codeloc) };
+    let status =
+        unsafe { ffi_prep_closure_loc(cl.cast(), cif, Some(translate), cl.cast(), codeloc) };
     if status == Status::Ok as u32 {
         // SAFETY: `cl` is writable and at least an ffi_raw_closure.
         unsafe {
@@ -195,7 +207,17 @@ pub unsafe extern "C" fn ffi_prep_raw_closure_loc(
     codeloc: *mut c_void,
 ) -> u32 {
     // SAFETY: forwarded contract.
-    unsafe { prep_raw("ffi_prep_raw_closure_loc", cl, cif, fun, user_data, codeloc, raw::translate_raw) }
+    unsafe {
+        prep_raw(
+            "ffi_prep_raw_closure_loc",
+            cl,
+            cif,
+            fun,
+            user_data,
+            codeloc,
+            raw::translate_raw,
+        )
+    }
 }
 
 /// `ffi_status ffi_prep_raw_closure(ffi_raw_closure*, ffi_cif*, fun, void*)`.
@@ -203,7 +225,12 @@ pub unsafe extern "C" fn ffi_prep_raw_closure_loc(
 /// # Safety
 /// As [`ffi_prep_closure_loc`].
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ffi_prep_raw_closure(cl: *mut FfiRawClosure, cif: *mut FfiCif, fun: Option<RawFun>, user_data: *mut c_void) -> u32 {
+pub unsafe extern "C" fn ffi_prep_raw_closure(
+    cl: *mut FfiRawClosure,
+    cif: *mut FfiCif,
+    fun: Option<RawFun>,
+    user_data: *mut c_void,
+) -> u32 {
     // SAFETY: forwarded contract.
     unsafe { ffi_prep_raw_closure_loc(cl, cif, fun, user_data, cl.cast()) }
 }
@@ -229,7 +256,11 @@ pub unsafe extern "C" fn ffi_prep_java_raw_closure_loc(
     }
     // SAFETY: read_cif accepted the cif just above.
     if !unsafe { raw::java_compatible(cif) } {
-        return refuse(WHAT, &"struct or complex argument in a Java raw closure", Status::BadTypedef);
+        return refuse(
+            WHAT,
+            &"struct or complex argument in a Java raw closure",
+            Status::BadTypedef,
+        );
     }
     // SAFETY: forwarded contract.
     unsafe { prep_raw(WHAT, cl, cif, fun, user_data, codeloc, raw::translate_java) }

@@ -83,7 +83,9 @@ impl CifError {
         match self {
             CifError::NullCif => Status::BadArgType,
             CifError::BadAbi(_) => Status::BadAbi,
-            CifError::BadType(_) | CifError::NullType | CifError::TooManyArgs(_) => Status::BadTypedef,
+            CifError::BadType(_) | CifError::NullType | CifError::TooManyArgs(_) => {
+                Status::BadTypedef
+            }
         }
     }
 }
@@ -147,7 +149,13 @@ pub unsafe fn read_type(t: *const FfiType, depth: usize) -> Result<Type, CifErro
     }
     // SAFETY: caller guarantees a readable ffi_type.
     let ft = unsafe { &*t };
-    let scalar = |kind: Kind, size: u64| Ok(Type { kind, size, align: size });
+    let scalar = |kind: Kind, size: u64| {
+        Ok(Type {
+            kind,
+            size,
+            align: size,
+        })
+    };
     let ty = match ft.type_ {
         code::VOID => Ok(Type::VOID),
         code::INT | code::SINT32 => scalar(Kind::S32, 4),
@@ -180,17 +188,26 @@ pub unsafe fn read_type(t: *const FfiType, depth: usize) -> Result<Type, CifErro
                 elems.push(unsafe { read_type(e, depth + 1)? });
             }
             if ft.type_ == code::COMPLEX {
-                let elem = elems.into_iter().next().ok_or(CifError::BadType(TypeError::BadComplex))?;
+                let elem = elems
+                    .into_iter()
+                    .next()
+                    .ok_or(CifError::BadType(TypeError::BadComplex))?;
                 Type::complex(elem).map_err(CifError::BadType)
             } else {
-                Ok(Type { kind: Kind::Struct(elems), size: ft.size as u64, align: u64::from(ft.alignment) })
+                Ok(Type {
+                    kind: Kind::Struct(elems),
+                    size: ft.size as u64,
+                    align: u64::from(ft.alignment),
+                })
             }
         }
         other => Err(CifError::BadType(TypeError::UnknownCode(other))),
     }?;
     // Scalars: libffi's predefined types carry these exact sizes; a type
     // claiming otherwise is corrupt.
-    if !matches!(ty.kind, Kind::Struct(_) | Kind::Void) && (ft.size as u64 != ty.size || u64::from(ft.alignment) != ty.align) {
+    if !matches!(ty.kind, Kind::Struct(_) | Kind::Void)
+        && (ft.size as u64 != ty.size || u64::from(ft.alignment) != ty.align)
+    {
         return Err(CifError::BadType(TypeError::LayoutMismatch {
             stated_size: ft.size as u64,
             stated_align: u64::from(ft.alignment),

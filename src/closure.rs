@@ -14,8 +14,8 @@
 
 use crate::cif::{self, FfiCif, Fun, Status};
 use crate::layout::{
-    CLOSURE_CIF, CLOSURE_FUN, CLOSURE_SIZE, CLOSURE_USER_DATA, HDR_CLOSURE, HDR_ENTRY, HDR_MAGIC, HDR_PLAN, HDR_SIZE,
-    HDR_SLOT,
+    CLOSURE_CIF, CLOSURE_FUN, CLOSURE_SIZE, CLOSURE_USER_DATA, HDR_CLOSURE, HDR_ENTRY, HDR_MAGIC,
+    HDR_PLAN, HDR_SIZE, HDR_SLOT,
 };
 use crate::plan::{self, Compiled};
 use crate::slab::{self, Slab};
@@ -97,7 +97,10 @@ fn state() -> MutexGuard<'static, Alloc> {
     STATE
         .get_or_init(|| {
             FREED.entry.store(trap_entry(), Ordering::Release);
-            Mutex::new(Alloc { slots: Slots::new((&raw const FREED).cast_mut().cast()), slab: Slab::new() })
+            Mutex::new(Alloc {
+                slots: Slots::new((&raw const FREED).cast_mut().cast()),
+                slab: Slab::new(),
+            })
         })
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -198,7 +201,8 @@ pub fn free(p: *mut c_void) -> Owner {
     let mut st = state();
     let o = owner_locked(&st, p as usize);
     if let Owner::Live(slot) = o {
-        slot.data_word().store((&raw const FREED).cast_mut().cast(), Ordering::Release);
+        slot.data_word()
+            .store((&raw const FREED).cast_mut().cast(), Ordering::Release);
         // SAFETY: `p` is a live record (checked above), so its header is ours.
         let h = unsafe { &*(p as *const Header) };
         let class = h.meta.load(Ordering::Relaxed) & 0xff;
@@ -227,7 +231,9 @@ pub enum PrepError {
 impl PrepError {
     pub fn status(&self) -> Status {
         match self {
-            PrepError::NullClosure | PrepError::NullFun | PrepError::Freed | PrepError::Corrupt => Status::BadArgType,
+            PrepError::NullClosure | PrepError::NullFun | PrepError::Freed | PrepError::Corrupt => {
+                Status::BadArgType
+            }
             PrepError::Cif(e) => e.status(),
             PrepError::Classify(_) => Status::BadTypedef,
         }
@@ -242,7 +248,10 @@ impl core::fmt::Display for PrepError {
             PrepError::Cif(e) => write!(f, "{e}"),
             PrepError::Classify(e) => write!(f, "{e}"),
             PrepError::Freed => write!(f, "closure was already freed"),
-            PrepError::Corrupt => write!(f, "pointer is inside statictramp's records but not a live closure"),
+            PrepError::Corrupt => write!(
+                f,
+                "pointer is inside statictramp's records but not a live closure"
+            ),
         }
     }
 }
@@ -349,7 +358,10 @@ pub unsafe fn prep_signature(
                 (*closure).cif = cif;
                 (*closure).fun = Some(fun);
                 (*closure).user_data = user_data;
-                ptr::write_volatile(&raw mut (*closure).tramp, classic_trampoline(h as *const Header as usize));
+                ptr::write_volatile(
+                    &raw mut (*closure).tramp,
+                    classic_trampoline(h as *const Header as usize),
+                );
             }
             Ok(())
         }
@@ -368,7 +380,8 @@ pub fn owns_code(code: usize) -> bool {
     match Slot::from_code(code, st.slots.handed_out()) {
         Some(slot) => {
             let rec = slot.data_word().load(Ordering::Acquire) as usize;
-            rec != (&raw const FREED) as usize && matches!(owner_locked(&st, rec), Owner::Live(s) if s == slot)
+            rec != (&raw const FREED) as usize
+                && matches!(owner_locked(&st, rec), Owner::Live(s) if s == slot)
         }
         None => false,
     }

@@ -39,7 +39,11 @@ unsafe fn load_ext(p: *const u8, len: u32, ext: Ext) -> u64 {
 /// argument registers saved and FRAME_STACK_PTR set; `header` is a prepared
 /// closure's header; `scratch` has the plan's `scratch_size` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn statictramp_dispatch(frame: *mut u8, header: *const Header, scratch: *mut u8) -> u32 {
+pub unsafe extern "C-unwind" fn statictramp_dispatch(
+    frame: *mut u8,
+    header: *const Header,
+    scratch: *mut u8,
+) -> u32 {
     // SAFETY: per the contract above; the plan pointer of a prepared header
     // is an interned plan that lives forever.
     unsafe {
@@ -58,7 +62,11 @@ pub unsafe extern "C-unwind" fn statictramp_dispatch(frame: *mut u8, header: *co
                 ArgLoc::Gather { dst, pieces } => {
                     let d = scratch.add(*dst as usize);
                     for pc in pieces {
-                        ptr::copy_nonoverlapping(frame.add(pc.src as usize), d.add(pc.at as usize), pc.len as usize);
+                        ptr::copy_nonoverlapping(
+                            frame.add(pc.src as usize),
+                            d.add(pc.at as usize),
+                            pc.len as usize,
+                        );
                     }
                     d
                 }

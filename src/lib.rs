@@ -32,5 +32,6 @@ pub mod table;
 #[cfg(feature = "capi")]
 pub mod capi;
 
-pub use rust_api::{Args, Closure, Error, Ret};
+pub use map::{Source as TemplateSource, current_source as template_source, page_size};
+pub use rust_api::{Args, Closure, Error, Ret, Scalar};
 pub use statictramp_abi::{Abi, Kind, Signature, Type};

@@ -130,7 +130,11 @@ pub fn map_template_copy(addr: usize) -> io::Result<Source> {
 
 /// The source copies currently come from (for `statictramp check`).
 pub fn current_source() -> Option<Source> {
-    TEMPLATE_FILE.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|f| f.source)
+    TEMPLATE_FILE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|f| f.source)
 }
 
 /// Maps `fd` at `offset` over `addr` and checks the bytes; on mismatch the
@@ -169,7 +173,10 @@ fn map_verified(addr: usize, fd: libc::c_int, offset: u64) -> io::Result<()> {
             0,
         );
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "mapped trampoline code differs from the in-image template"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "mapped trampoline code differs from the in-image template",
+    ))
 }
 
 /// Finds the file holding the template and its file offset, from the ELF
@@ -183,7 +190,8 @@ fn open_image() -> io::Result<TemplateFile> {
     unsafe {
         libc::dl_iterate_phdr(Some(phdr_callback), (&raw mut ctx).cast());
     }
-    let (name, offset) = found.ok_or_else(|| io::Error::other("template not in any loaded object"))?;
+    let (name, offset) =
+        found.ok_or_else(|| io::Error::other("template not in any loaded object"))?;
     if offset % page_size() as u64 != 0 {
         return Err(io::Error::other("template is not page aligned in its file"));
     }
@@ -192,10 +200,18 @@ fn open_image() -> io::Result<TemplateFile> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(TemplateFile { fd, offset, source: Source::Image { offset } })
+    Ok(TemplateFile {
+        fd,
+        offset,
+        source: Source::Image { offset },
+    })
 }
 
-unsafe extern "C" fn phdr_callback(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> libc::c_int {
+unsafe extern "C" fn phdr_callback(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut libc::c_void,
+) -> libc::c_int {
     // SAFETY: `data` is the `ctx` tuple of `open_image`, alive during
     // dl_iterate_phdr; `info` and its headers are valid for this call.
     unsafe {
@@ -258,7 +274,11 @@ fn make_memfd() -> io::Result<TemplateFile> {
     if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } != 0 {
         return Err(close_err(fd));
     }
-    Ok(TemplateFile { fd, offset: 0, source: Source::Memfd })
+    Ok(TemplateFile {
+        fd,
+        offset: 0,
+        source: Source::Memfd,
+    })
 }
 
 /// The system page size (getauxval(AT_PAGESZ)), never assumed.

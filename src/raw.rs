@@ -63,7 +63,8 @@ fn java_slots(t: &FfiType) -> usize {
 pub unsafe fn java_compatible(cif: *const FfiCif) -> bool {
     // SAFETY: as documented.
     unsafe {
-        (0..(*cif).nargs as usize).all(|i| !matches!(arg_type(cif, i).type_, code::STRUCT | code::COMPLEX))
+        (0..(*cif).nargs as usize)
+            .all(|i| !matches!(arg_type(cif, i).type_, code::STRUCT | code::COMPLEX))
     }
 }
 
@@ -81,7 +82,9 @@ unsafe fn put_raw(t: &FfiType, arg: *mut c_void, raw: *mut u64) -> usize {
             code::SINT16 => *raw = i64::from(*(arg as *const i16)) as u64,
             code::UINT32 => *raw = u64::from(*(arg as *const u32)),
             code::SINT32 | code::INT => *raw = i64::from(*(arg as *const i32)) as u64,
-            code::UINT64 | code::SINT64 | code::DOUBLE | code::POINTER => *raw = *(arg as *const u64),
+            code::UINT64 | code::SINT64 | code::DOUBLE | code::POINTER => {
+                *raw = *(arg as *const u64)
+            }
             // Structs and complex values are passed by address.
             code::STRUCT | code::COMPLEX => *raw = arg as u64,
             // float, long double: the bytes, slot-aligned.
@@ -110,7 +113,12 @@ fn with_raw_buf<R>(n: usize, f: impl FnOnce(*mut u64) -> R) -> R {
 ///
 /// # Safety
 /// Called by the dispatcher with a prepared raw closure as `user_data`.
-pub unsafe extern "C-unwind" fn translate_raw(cif: *mut FfiCif, ret: *mut c_void, avalue: *mut *mut c_void, user_data: *mut c_void) {
+pub unsafe extern "C-unwind" fn translate_raw(
+    cif: *mut FfiCif,
+    ret: *mut c_void,
+    avalue: *mut *mut c_void,
+    user_data: *mut c_void,
+) {
     // SAFETY: `user_data` is the raw closure (set by prep); the cif was
     // validated at prep; avalue has nargs entries.
     unsafe {
@@ -134,7 +142,12 @@ pub unsafe extern "C-unwind" fn translate_raw(cif: *mut FfiCif, ret: *mut c_void
 ///
 /// # Safety
 /// As [`translate_raw`].
-pub unsafe extern "C-unwind" fn translate_java(cif: *mut FfiCif, ret: *mut c_void, avalue: *mut *mut c_void, user_data: *mut c_void) {
+pub unsafe extern "C-unwind" fn translate_java(
+    cif: *mut FfiCif,
+    ret: *mut c_void,
+    avalue: *mut *mut c_void,
+    user_data: *mut c_void,
+) {
     // SAFETY: as in translate_raw; struct/complex arguments were refused at prep.
     unsafe {
         let cl = &*(user_data as *const FfiRawClosure);
@@ -154,7 +167,9 @@ pub unsafe extern "C-unwind" fn translate_java(cif: *mut FfiCif, ret: *mut c_voi
                     code::UINT32 => *dst = u64::from(*(arg as *const u32)),
                     code::SINT32 | code::INT => *dst = i64::from(*(arg as *const i32)) as u64,
                     code::FLOAT => ptr::copy_nonoverlapping(arg as *const u8, dst as *mut u8, 4),
-                    code::UINT64 | code::SINT64 | code::DOUBLE | code::POINTER => *dst = *(arg as *const u64),
+                    code::UINT64 | code::SINT64 | code::DOUBLE | code::POINTER => {
+                        *dst = *(arg as *const u64)
+                    }
                     // libffi writes nothing for other types and does not
                     // advance (FFI_ASSERT(0) in ffi_java_ptrarray_to_raw).
                     _ => continue,

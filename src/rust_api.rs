@@ -144,12 +144,23 @@ unsafe impl Send for Closure {}
 // SAFETY: as above.
 unsafe impl Sync for Closure {}
 
-unsafe extern "C-unwind" fn call_handler(_cif: *mut crate::cif::FfiCif, ret: *mut c_void, avalue: *mut *mut c_void, ud: *mut c_void) {
+unsafe extern "C-unwind" fn call_handler(
+    _cif: *mut crate::cif::FfiCif,
+    ret: *mut c_void,
+    avalue: *mut *mut c_void,
+    ud: *mut c_void,
+) {
     // SAFETY: `ud` is the State of a live Closure (freed only after the
     // record, so never while callable).
     let st = unsafe { &*(ud as *const State) };
-    let args = Args { sig: &st.sig, avalue: avalue as *const *const u8 };
-    let mut r = Ret { ty: &st.sig.ret, ptr: ret.cast() };
+    let args = Args {
+        sig: &st.sig,
+        avalue: avalue as *const *const u8,
+    };
+    let mut r = Ret {
+        ty: &st.sig.ret,
+        ptr: ret.cast(),
+    };
     // A panic must not unwind into the C caller.
     if catch_unwind(AssertUnwindSafe(|| (st.handler)(&args, &mut r))).is_err() {
         crate::dispatch::diag("a Rust closure handler panicked; aborting");
@@ -166,9 +177,20 @@ impl Closure {
     {
         let sig = Signature { abi, args, ret };
         let (rec, code) = closure::alloc(size_of::<FfiClosure>()).map_err(Error::Alloc)?;
-        let state = Box::into_raw(Box::new(State { sig: sig.clone(), handler: Box::new(handler) }));
+        let state = Box::into_raw(Box::new(State {
+            sig: sig.clone(),
+            handler: Box::new(handler),
+        }));
         // SAFETY: `rec` is a fresh record; `state` lives until drop.
-        let r = unsafe { closure::prep_signature(rec, sig, std::ptr::null_mut(), Some(call_handler), state.cast()) };
+        let r = unsafe {
+            closure::prep_signature(
+                rec,
+                sig,
+                std::ptr::null_mut(),
+                Some(call_handler),
+                state.cast(),
+            )
+        };
         if let Err(e) = r {
             closure::free(rec.cast());
             // SAFETY: `state` came from Box::into_raw above and is unused.

@@ -31,13 +31,23 @@ pub struct Slab {
 
 /// The size class for a request of `size` bytes, if we serve that size.
 pub fn class_of(size: usize) -> Option<u32> {
-    let c = size.max(1).next_power_of_two().trailing_zeros().max(MIN_CLASS);
+    let c = size
+        .max(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .max(MIN_CLASS);
     (c <= MAX_CLASS).then_some(c)
 }
 
 impl Slab {
     pub const fn new() -> Slab {
-        Slab { base: 0, len: 0, used: 0, committed: 0, free: [const { Vec::new() }; (MAX_CLASS - MIN_CLASS + 1) as usize] }
+        Slab {
+            base: 0,
+            len: 0,
+            used: 0,
+            committed: 0,
+            free: [const { Vec::new() }; (MAX_CLASS - MIN_CLASS + 1) as usize],
+        }
     }
 
     /// Whether `p` lies inside the arena's handed-out part.
@@ -64,7 +74,9 @@ impl Slab {
             return Err(io::Error::from_raw_os_error(libc::ENOMEM));
         }
         while self.committed < end {
-            let n = CHUNK.max((end - self.committed).next_multiple_of(CHUNK)).min(self.len - self.committed);
+            let n = CHUNK
+                .max((end - self.committed).next_multiple_of(CHUNK))
+                .min(self.len - self.committed);
             map::commit_rw(self.base + self.committed, n)?;
             self.committed += n;
         }

@@ -116,7 +116,12 @@ pub enum SlotError {
 
 impl Slots {
     pub const fn new(sentinel: *mut u8) -> Slots {
-        Slots { free: Vec::new(), next: 0, ready: 0, sentinel }
+        Slots {
+            free: Vec::new(),
+            next: 0,
+            ready: 0,
+            sentinel,
+        }
     }
 
     /// Slots ever handed out (fresh indices below this exist).
@@ -162,7 +167,9 @@ impl Slots {
         let r = mapped / REGION_SLOTS;
         let within = mapped % REGION_SLOTS; // the region stays reserved after a failure
         if r >= MAX_REGIONS {
-            return Err(SlotError::Exhausted(io::Error::other("all trampoline regions are full")));
+            return Err(SlotError::Exhausted(io::Error::other(
+                "all trampoline regions are full",
+            )));
         }
         if REGIONS[r].load(Ordering::Acquire) == 0 {
             let base = map::reserve(2 * DATA_DIST, TEMPLATE_ALIGN).map_err(SlotError::Exhausted)?;
