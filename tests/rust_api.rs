@@ -1,0 +1,197 @@
+//! The safe Rust API: closures made and called without libffi.
+use statictramp::{Abi, Closure, Type};
+use std::os::raw::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Tests here count live closures, so they run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn int_closure_runs_and_captures() {
+    let _serial = serial();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let c = Closure::new(
+        Abi::SysV64,
+        vec![Type::S32, Type::S32],
+        Type::S32,
+        move |args, ret| {
+            seen.fetch_add(1, Ordering::Relaxed);
+            let a: i32 = args.get(0).unwrap();
+            let b: i32 = args.get(1).unwrap();
+            ret.set(a * b).unwrap();
+        },
+    )
+    .unwrap();
+    // SAFETY: the closure's signature is int(int, int), System V.
+    let f = unsafe {
+        std::mem::transmute::<*const c_void, extern "C" fn(i32, i32) -> i32>(c.code_ptr())
+    };
+    assert_eq!(f(6, 7), 42);
+    assert_eq!(f(-3, 5), -15);
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn type_checks_refuse_mismatches() {
+    let _serial = serial();
+    let c = Closure::new(
+        Abi::SysV64,
+        vec![Type::DOUBLE, Type::U8],
+        Type::FLOAT,
+        |args, ret| {
+            assert_eq!(args.len(), 2);
+            assert!(
+                args.get::<i32>(0).is_none(),
+                "double read as i32 must be refused"
+            );
+            assert!(args.get::<f64>(2).is_none(), "out of range index");
+            assert!(
+                ret.set(1.0f64).is_none(),
+                "f64 into a float return must be refused"
+            );
+            assert!(
+                ret.set_bytes(&[0; 8]).is_none(),
+                "wrong byte count must be refused"
+            );
+            let x: f64 = args.get(0).unwrap();
+            let k: u8 = args.get(1).unwrap();
+            assert_eq!(args.bytes(1).unwrap(), &[k]);
+            ret.set((x * f64::from(k)) as f32).unwrap();
+        },
+    )
+    .unwrap();
+    // SAFETY: float(double, unsigned char), System V.
+    let f = unsafe {
+        std::mem::transmute::<*const c_void, extern "C" fn(f64, u8) -> f32>(c.code_ptr())
+    };
+    assert_eq!(f(1.5, 200), 300.0);
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Mixed {
+    a: i32,
+    b: f32,
+    c: f64,
+}
+
+#[test]
+fn struct_by_value_in_and_out_via_bytes() {
+    let _serial = serial();
+    let t = Type::structure(vec![Type::S32, Type::FLOAT, Type::DOUBLE]).unwrap();
+    let c = Closure::new(Abi::SysV64, vec![t.clone(), Type::S64], t, |args, ret| {
+        let bytes = args.bytes(0).unwrap();
+        assert_eq!(bytes.len(), 16);
+        // SAFETY: 16 bytes laid out as Mixed.
+        let m: Mixed = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        let k: i64 = args.get(1).unwrap();
+        let out = Mixed {
+            a: m.a + k as i32,
+            b: m.b * 2.0,
+            c: m.c + 0.25,
+        };
+        // SAFETY: Mixed is plain old data.
+        let raw: [u8; 16] = unsafe { std::mem::transmute(out) };
+        ret.set_bytes(&raw).unwrap();
+    })
+    .unwrap();
+    // SAFETY: Mixed(Mixed, long), System V.
+    let f = unsafe {
+        std::mem::transmute::<*const c_void, extern "C" fn(Mixed, i64) -> Mixed>(c.code_ptr())
+    };
+    assert_eq!(
+        f(
+            Mixed {
+                a: 1,
+                b: 2.5,
+                c: 3.0
+            },
+            10
+        ),
+        Mixed {
+            a: 11,
+            b: 5.0,
+            c: 3.25
+        }
+    );
+}
+
+#[test]
+fn win64_closure_called_with_the_microsoft_convention() {
+    let _serial = serial();
+    let c = Closure::new(
+        Abi::Win64,
+        vec![
+            Type::S32,
+            Type::DOUBLE,
+            Type::S64,
+            Type::FLOAT,
+            Type::S32,
+            Type::DOUBLE,
+        ],
+        Type::DOUBLE,
+        |args, ret| {
+            let v = f64::from(args.get::<i32>(0).unwrap())
+                + args.get::<f64>(1).unwrap()
+                + args.get::<i64>(2).unwrap() as f64
+                + f64::from(args.get::<f32>(3).unwrap())
+                + f64::from(args.get::<i32>(4).unwrap())
+                + args.get::<f64>(5).unwrap();
+            ret.set(v).unwrap();
+        },
+    )
+    .unwrap();
+    // SAFETY: double(int, double, long long, float, int, double), Microsoft x64.
+    let f = unsafe {
+        std::mem::transmute::<*const c_void, extern "win64" fn(i32, f64, i64, f32, i32, f64) -> f64>(
+            c.code_ptr(),
+        )
+    };
+    assert_eq!(f(1, 2.5, 30, 0.25, 400, 5000.0), 5433.75);
+}
+
+#[test]
+fn dropped_closures_release_their_slots() {
+    let _serial = serial();
+    let (live_before, _) = statictramp::closure::stats();
+    let made: Vec<Closure> = (0..100)
+        .map(|i| {
+            Closure::new(Abi::SysV64, vec![], Type::S64, move |_, ret| {
+                ret.set(i as i64).unwrap();
+            })
+            .unwrap()
+        })
+        .collect();
+    for (i, c) in made.iter().enumerate() {
+        // SAFETY: long(void), System V.
+        let f =
+            unsafe { std::mem::transmute::<*const c_void, extern "C" fn() -> i64>(c.code_ptr()) };
+        assert_eq!(f(), i as i64);
+    }
+    let (live_during, _) = statictramp::closure::stats();
+    assert!(live_during >= live_before + 100);
+    drop(made);
+    let (live_after, _) = statictramp::closure::stats();
+    assert!(
+        live_after <= live_during - 100,
+        "{live_after} live after dropping 100 of {live_during}"
+    );
+}
+
+#[test]
+fn bad_signatures_are_errors() {
+    let _serial = serial();
+    let bad = Type {
+        kind: statictramp::Kind::Struct(vec![Type::S32]),
+        size: 3,
+        align: 4,
+    };
+    assert!(Closure::new(Abi::SysV64, vec![bad], Type::VOID, |_, _| {}).is_err());
+    assert!(Closure::new(Abi::SysV64, vec![Type::VOID], Type::VOID, |_, _| {}).is_err());
+}
