@@ -201,8 +201,8 @@ fn word_len(size: u64, word: usize) -> u32 {
 }
 
 /// How a value of type `t` is returned (`ffi64.c:451-576` for the choice,
-/// `unix64.S:332-409` for how the closure loads the registers), and whether
-/// a hidden pointer takes the first GPR.
+/// `unix64.S:332-409` for how the closure loads the registers). A
+/// [`RetLoc::Memory`] answer means the hidden pointer takes `rdi`.
 ///
 /// - `void`: nothing.
 /// - Integers and pointers: `rax`, `len` = the type's size, sign-extended
