@@ -571,6 +571,9 @@ mod tests {
 
     #[test]
     fn gprs_and_sses_are_counted_independently() {
+        // psABI: INTEGER takes "the next available register of the sequence
+        // %rdi, %rsi, ...", SSE "the next available vector register";
+        // the two counters are independent (ffi64.c:597-598).
         let a = args_of(vec![
             Type::S32,
             Type::DOUBLE,
@@ -594,6 +597,7 @@ mod tests {
 
     #[test]
     fn seventh_integer_goes_to_stack() {
+        // 6 GPRs (ffi64.c:41, 907-909); stack slots in order (ffi64.c:911-920).
         let a = args_of(vec![Type::S64; 8]);
         let mut want: Vec<ArgLoc> = (0..6).map(|i| Frame(gpr(i))).collect();
         want.push(Stack(0));
@@ -603,6 +607,7 @@ mod tests {
 
     #[test]
     fn ninth_double_goes_to_stack() {
+        // 8 SSE registers (ffi64.c:42); GPRs are still free for the int.
         let mut args = vec![Type::DOUBLE; 10];
         args.push(Type::S32);
         let a = args_of(args);
@@ -625,6 +630,8 @@ mod tests {
 
     #[test]
     fn long_double_stack_alignment() {
+        // Stack arguments aligned to max(8, align) (ffi64.c:911-918): long
+        // double (X87, memory) is 16-aligned.
         // int (rdi), long double (stack 0..16), int (rsi), long double at 16.
         assert_eq!(
             args_of(vec![
@@ -652,6 +659,8 @@ mod tests {
 
     #[test]
     fn struct_in_one_or_two_gprs() {
+        // INTEGER(+INTEGER) structs point straight into consecutive saved
+        // GPRs (ffi64.c:924-937).
         let two_ints = st(vec![Type::S32, Type::S32]);
         let twelve = st(vec![Type::S32, Type::S32, Type::S32]);
         let sixteen = st(vec![Type::U64, Type::U64]);
@@ -663,6 +672,8 @@ mod tests {
 
     #[test]
     fn struct_in_sse_registers() {
+        // SSE(+SSE): one xmm (ffi64.c:929-932), or two that are adjacent in
+        // our frame (libffi copies those, ffi64.c:941-959).
         let fff = st(vec![Type::FLOAT; 3]);
         let dd = st(vec![Type::DOUBLE, Type::DOUBLE]);
         let ff = st(vec![Type::FLOAT, Type::FLOAT]);
@@ -674,6 +685,8 @@ mod tests {
 
     #[test]
     fn mixed_structs_are_gathered() {
+        // INTEGER+SSE mixes are reassembled in scratch (ffi64.c:941-959),
+        // eightbyte by eightbyte, each from its own register sequence.
         let di = st(vec![Type::DOUBLE, Type::S32]); // SSE, INTEGER; 16 bytes
         let id = st(vec![Type::S32, Type::DOUBLE]); // INTEGER, SSE; 16 bytes
         let fi_d = st(vec![Type::S64, Type::FLOAT]); // INTEGER, SSE; 16 bytes
@@ -706,6 +719,7 @@ mod tests {
 
     #[test]
     fn twelve_byte_mixed_struct_pieces_cover_only_its_bytes() {
+        // The last piece only covers the value's bytes (size 12 -> 4).
         // ({double, int} is 16 bytes with tail padding.) A 12-byte mix needs
         // 4-byte alignment: {float, float, int} = SSE, INTEGER.
         let ffi = st(vec![Type::FLOAT, Type::FLOAT, Type::S32]);
@@ -734,6 +748,8 @@ mod tests {
 
     #[test]
     fn memory_structs_go_on_the_stack() {
+        // psABI: MEMORY class -> stack; > 16 bytes is MEMORY (ffi64.c:250,
+        // 286-298); X87 classes are memory for arguments (ffi64.c:410-413).
         let big = st(vec![Type::U64, Type::U64, Type::U64]); // 24 bytes
         let with_ld = st(vec![Type::LONGDOUBLE]); // X87 -> memory as an argument
         let ld_plus = st(vec![Type::U8, Type::LONGDOUBLE]); // 32 bytes, align 16
@@ -820,6 +836,7 @@ mod tests {
 
     #[test]
     fn many_arg_spills() {
+        // psABI: each class spills separately once its registers run out.
         // 20 mixed args: ints and doubles interleaved.
         let args: Vec<Type> = (0..20)
             .map(|i| if i % 2 == 0 { Type::S32 } else { Type::DOUBLE })
@@ -848,6 +865,7 @@ mod tests {
 
     #[test]
     fn scalar_returns() {
+        // ffi64.c:451-500 and the closure loads at unix64.S:336-375.
         use Ext::{Sign, Zero};
         assert_eq!(ret_of(Type::VOID), RetLoc::Void);
         assert_eq!(ret_of(Type::U8), regs(&[mv(0, 1, Zero, RET_RAX)]));
@@ -886,6 +904,8 @@ mod tests {
 
     #[test]
     fn struct_returns_in_registers() {
+        // psABI "Returning of Values": INTEGER -> rax, rdx; SSE -> xmm0,
+        // xmm1 (ffi64.c:513-531).
         use Ext::Zero;
         let z = Zero;
         // {char}: rax, 1 byte.
@@ -963,6 +983,8 @@ mod tests {
 
     #[test]
     fn memory_return_shifts_integer_args() {
+        // psABI: MEMORY return -> hidden pointer in %rdi, returned in %rax
+        // (ffi64.c:503-510, 890-898).
         let big = st(vec![Type::U64; 3]);
         let mut args = vec![Type::S32; 6];
         args.push(Type::DOUBLE);
@@ -985,6 +1007,7 @@ mod tests {
 
     #[test]
     fn memory_returns() {
+        // Struct returns of MEMORY class (ffi64.c:503-510).
         let mem = RetLoc::Memory {
             ptr: gpr(0),
             echo: RET_RAX,
@@ -1007,6 +1030,8 @@ mod tests {
 
     #[test]
     fn scratch_layout() {
+        // plan.rs: avalue[] at 0, gathers, 16-aligned >= 32-byte return
+        // buffer, total a multiple of 16.
         // No args: ret_buf at 0, 32 bytes.
         let p = plan(vec![], Type::VOID);
         assert_eq!((p.ret_buf, p.scratch_size, p.callee_pop), (0, 32, 0));
@@ -1065,6 +1090,7 @@ mod tests {
 
     #[test]
     fn errors() {
+        // Type::validate -> BadType; void argument -> Unsupported (module docs).
         assert_eq!(
             classify(&sig(vec![Type::VOID], Type::VOID)),
             Err(ClassifyError::Unsupported("void argument"))
