@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs all of them (Debian 12, x86_64).
+#
+#   1. system packages (apt-get; skipped when everything is present)
+#   2. the Rust toolchain check (cargo, rustfmt, clippy)
+#   3. cargo fmt --all --check
+#   4. cargo clippy --workspace --all-targets -- -D warnings
+#   5. scripts/build-preload (the LD_PRELOAD library, symbol versions checked)
+#   6. cargo test --release --workspace, with STATICTRAMP_PRELOAD set
+#   7. scripts/demo (Python ctypes qsort callbacks under LD_PRELOAD)
+#
+# Every step runs even if an earlier one failed (except when the toolchain
+# or a step's prerequisite is missing), so one run shows all failures; the
+# summary lists each step's result and time. Exit status 0 only if all passed.
+#
+# Usage: scripts/test.sh [--fail-fast]
+# Env:   STATICTRAMP_SKIP_APT=1   do not touch system packages
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+fail_fast=0
+for arg in "$@"; do
+    case $arg in
+        --fail-fast) fail_fast=1 ;;
+        -h | --help)
+            sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *) echo "test.sh: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
+
+bold=$'\e[1m' red=$'\e[31m' green=$'\e[32m' reset=$'\e[0m'
+if [[ ! -t 1 ]]; then bold='' red='' green='' reset=''; fi
+
+start_all=$SECONDS
+results=()
+failed=0
+
+header() {
+    printf '\n%s==== %s ====%s\n' "$bold" "$1" "$reset"
+}
+
+# step NAME CMD...: runs CMD under a header, records its result and time.
+step() {
+    local name=$1
+    shift
+    header "$name"
+    echo "\$ $*"
+    local t0=$SECONDS rc=0
+    "$@" || rc=$?
+    local dt=$((SECONDS - t0))
+    if ((rc == 0)); then
+        printf '%s---- %s: ok (%ds)%s\n' "$green" "$name" "$dt" "$reset"
+        results+=("ok    $(printf '%4ds' "$dt")  $name")
+    else
+        printf '%s---- %s: FAILED with status %d (%ds)%s\n' "$red" "$name" "$rc" "$dt" "$reset"
+        results+=("FAIL  $(printf '%4ds' "$dt")  $name")
+        failed=1
+        if ((fail_fast)); then summary; fi
+    fi
+    return "$rc"
+}
+
+summary() {
+    header "summary"
+    local r
+    for r in "${results[@]}"; do
+        echo "  $r"
+    done
+    echo "  total $((SECONDS - start_all))s"
+    if ((failed)); then
+        echo "${red}${bold}test.sh: FAILED${reset}"
+        exit 1
+    fi
+    echo "${green}${bold}test.sh: all passed${reset}"
+    exit 0
+}
+
+# ---- 1. system packages ---------------------------------------------------
+
+# Debian package -> why it is needed.
+declare -A packages=(
+    [gcc]="C compiler: asm via the cc crate, the preload link, compat/c"
+    [libc6-dev]="C headers and crt files"
+    [libffi-dev]="system libffi: libffi-sys (system), compat/c/bind_check.c"
+    [pkg-config]="libffi-sys finds libffi with pkg-config"
+    [python3]="compat/python/qsort_demo.py (ctypes)"
+    [binutils]="nm, readelf: symbol version checks"
+    [file]="file: ELF checks in tests/preload.rs"
+)
+
+install_packages() {
+    if [[ ${STATICTRAMP_SKIP_APT:-0} == 1 ]]; then
+        echo "STATICTRAMP_SKIP_APT=1: not checking system packages"
+        return 0
+    fi
+    if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+        echo "no dpkg/apt-get here: install the equivalents of ${!packages[*]} yourself"
+        return 0
+    fi
+    local missing=() p
+    for p in "${!packages[@]}"; do
+        if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) != "install ok installed" ]]; then
+            missing+=("$p")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        echo "all present: ${!packages[*]}"
+        return 0
+    fi
+    echo "missing: ${missing[*]}"
+    local sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || {
+            echo "not root and no sudo: install ${missing[*]} as root" >&2
+            return 1
+        }
+        sudo=(sudo)
+    fi
+    # A mirror or a security index that fails to sync must not stop us: the
+    # packages usually come from the indexes that did.
+    "${sudo[@]}" apt-get update || echo "apt-get update reported errors; continuing"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+step "system packages" install_packages || summary
+
+# ---- 2. Rust toolchain ----------------------------------------------------
+
+check_rust() {
+    if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null; then
+        cat >&2 <<'EOF'
+cargo not found. Install Rust with rustup (https://rustup.rs), then re-run:
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --component rustfmt,clippy
+    . "$HOME/.cargo/env"
+(statictramp needs Rust 1.85 or newer.)
+EOF
+        return 1
+    fi
+    cargo --version
+    rustc --version
+    local comp
+    for comp in fmt clippy; do
+        if ! cargo "$comp" --version >/dev/null 2>&1; then
+            local name=$comp
+            [[ $comp == fmt ]] && name=rustfmt
+            if command -v rustup >/dev/null; then
+                echo "cargo $comp missing: rustup component add $name"
+                rustup component add "$name" || return 1
+            else
+                echo "cargo $comp missing; install the $name component of your toolchain" >&2
+                return 1
+            fi
+        fi
+        cargo "$comp" --version
+    done
+}
+
+# Without cargo nothing else can run.
+step "rust toolchain" check_rust || summary
+
+# ---- 3-7. the tests -------------------------------------------------------
+
+step "cargo fmt --all --check" cargo fmt --all --check
+
+step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+
+preload_lib=
+build_preload() {
+    preload_lib=$(scripts/build-preload) || return 1
+    echo "$preload_lib"
+}
+
+if step "build preload library" build_preload; then
+    export STATICTRAMP_PRELOAD=$preload_lib
+    step "cargo test --release --workspace" cargo test --release --workspace
+    step "demo: Python ctypes qsort under LD_PRELOAD" scripts/demo
+else
+    # tests/preload.rs would fail for want of the library: say so once.
+    step "cargo test --release --workspace (without the preload library)" \
+        cargo test --release --workspace
+fi
+
+summary
