@@ -84,6 +84,7 @@ declare -A packages=(
     [gcc]="C compiler: asm via the cc crate, the preload link, compat/c"
     [libc6-dev]="C headers and crt files"
     [libffi-dev]="system libffi: libffi-sys (system), compat/c/bind_check.c"
+    [make]="builds libffi 3.6 from the libffi-sys source for abi/xcheck"
     [pkg-config]="libffi-sys finds libffi with pkg-config"
     [python3]="compat/python/qsort_demo.py (ctypes)"
     [binutils]="nm, readelf: symbol version checks"
@@ -180,6 +181,8 @@ if step "build preload library" build_preload; then
     export STATICTRAMP_PRELOAD=$preload_lib
     step "cargo test --release --workspace" cargo test --release --workspace
     step "demo: Python ctypes qsort under LD_PRELOAD" scripts/demo
+    step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
+        abi/xcheck/run.sh 3000 "1 2 3"
 else
     # tests/preload.rs would fail for want of the library: say so once.
     step "cargo test --release --workspace (without the preload library)" \
