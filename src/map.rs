@@ -95,15 +95,19 @@ static TEMPLATE_FILE: Mutex<Option<TemplateFile>> = Mutex::new(None);
 
 /// Maps one copy of the template at `addr` (inside a reserved range,
 /// TEMPLATE_ALIGN-aligned), read + execute, and verifies it. Returns where
-/// the copy came from.
+/// the copy came from. `STATICTRAMP_TEMPLATE=memfd` in the environment skips
+/// the image file (for tests, and where the library file may be replaced
+/// while the process runs).
 pub fn map_template_copy(addr: usize) -> io::Result<Source> {
     debug_assert_eq!(addr % TEMPLATE_ALIGN, 0);
     let mut guard = TEMPLATE_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    let memfd_only = std::env::var_os("STATICTRAMP_TEMPLATE").is_some_and(|v| v == "memfd");
     // Try the cached source first, then the image file, then a memfd.
     for attempt in 0..3 {
         let file = match (attempt, guard.take()) {
             (0, Some(f)) => f,
             (0, None) => continue,
+            (1, _) if memfd_only => continue,
             (1, _) => match open_image() {
                 Ok(f) => f,
                 Err(_) => continue,
