@@ -1,0 +1,472 @@
+//! Scale, threads and exhaustion: a million live closures, two threads
+//! churning closures concurrently, and allocation until the address space
+//! (RLIMIT_AS) or the map count (vm.max_map_count) runs out, in child
+//! processes, checking that the closures made before keep working.
+mod support;
+
+use statictramp::capi;
+use std::collections::VecDeque;
+use std::os::raw::c_void;
+use std::ptr::null_mut;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// The tests here measure VMAs and slot reuse; keep them apart.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const CHILD_LIMIT: Duration = Duration::from_secs(60);
+
+/// Allocates and prepares `uint64_t (uint64_t x)` returning `tag + x`.
+fn make(
+    cif: *mut libffi_sys::ffi_cif,
+    size: usize,
+    tag: u64,
+) -> Option<(*mut c_void, *mut c_void)> {
+    let (cl, code) = alloc(size)?;
+    let st = unsafe { prep(cl, cif, Some(ud_plus_x), ud(tag), code) };
+    assert_eq!(st, 0, "prep tag={tag}");
+    Some((cl, code))
+}
+
+#[test]
+fn million_live_closures() {
+    let _g = serial();
+    let n = scaled(1_000_000, 10);
+    let cif = cif_u64_u64();
+    let vmas_before = vma_count();
+    let (live0, handed0) = statictramp::closure::stats();
+
+    let t = Instant::now();
+    let mut cls = Vec::with_capacity(n);
+    let mut codes = Vec::with_capacity(n);
+    for i in 0..n {
+        let (cl, code) =
+            make(cif, 0, i as u64).unwrap_or_else(|| panic!("closure {i}: errno {}", errno()));
+        cls.push(cl);
+        codes.push(code);
+    }
+    let t_alloc = t.elapsed();
+
+    let t = Instant::now();
+    for (i, &code) in codes.iter().enumerate() {
+        let r = unsafe { call_u64(code, 7) };
+        assert_eq!(r, i as u64 + 7, "closure {i} at {code:p}");
+    }
+    let t_call = t.elapsed();
+    // And through libffi's ffi_call, every 97th plus first and last.
+    for i in (0..n).step_by(97).chain([0, n - 1]) {
+        let mut x: u64 = 1000;
+        let mut ret: u64 = 0;
+        let mut av = [(&raw mut x).cast::<c_void>()];
+        unsafe {
+            libffi_sys::ffi_call(
+                cif,
+                Some(std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(
+                    codes[i],
+                )),
+                (&raw mut ret).cast(),
+                av.as_mut_ptr(),
+            )
+        };
+        assert_eq!(ret, i as u64 + 1000, "ffi_call closure {i}");
+    }
+
+    let vmas_after = vma_count();
+    let (live1, handed1) = statictramp::closure::stats();
+    assert_eq!(live1 - live0, n, "live closures");
+    println!(
+        "{n} closures: alloc+prep {t_alloc:?} ({:.0} ns each), {n} direct calls {t_call:?} ({:.1} ns each)",
+        t_alloc.as_nanos() as f64 / n as f64,
+        t_call.as_nanos() as f64 / n as f64
+    );
+    println!(
+        "VMAs: {vmas_before} before, {vmas_after} with {n} live closures (+{}); slots handed out {handed0} -> {handed1}",
+        vmas_after as i64 - vmas_before as i64
+    );
+    assert!(
+        vmas_after < vmas_before + 200,
+        "{n} closures added {} VMAs",
+        vmas_after - vmas_before
+    );
+
+    // Every closure has its own code and record.
+    let mut sorted: Vec<usize> = codes.iter().map(|&c| c as usize).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), n, "duplicate code addresses");
+    let mut recs: Vec<usize> = cls.iter().map(|&c| c as usize).collect();
+    recs.sort_unstable();
+    recs.dedup();
+    assert_eq!(recs.len(), n, "duplicate records");
+    for i in (0..n).step_by(9973) {
+        assert_eq!(capi::statictramp_owns_code(codes[i]), 1, "owns closure {i}");
+    }
+
+    let t = Instant::now();
+    for &cl in &cls {
+        unsafe { free(cl) };
+    }
+    let t_free = t.elapsed();
+    assert_eq!(
+        statictramp::closure::stats().0,
+        live0,
+        "live closures after free"
+    );
+    for i in (0..n).step_by(9973) {
+        assert_eq!(
+            capi::statictramp_owns_code(codes[i]),
+            0,
+            "freed closure {i}"
+        );
+    }
+
+    // Allocate them all again: every slot is reused, none is fresh.
+    let t = Instant::now();
+    let mut cls2 = Vec::with_capacity(n);
+    let mut codes2 = Vec::with_capacity(n);
+    for i in 0..n {
+        let tag = (n - i) as u64 * 3;
+        let (cl, code) = make(cif, 0, tag).unwrap_or_else(|| panic!("re-alloc {i}"));
+        cls2.push(cl);
+        codes2.push(code);
+    }
+    let t_realloc = t.elapsed();
+    assert_eq!(
+        statictramp::closure::stats().1,
+        handed1,
+        "re-allocation took fresh slots instead of freed ones"
+    );
+    let mut sorted2: Vec<usize> = codes2.iter().map(|&c| c as usize).collect();
+    sorted2.sort_unstable();
+    assert_eq!(
+        sorted2, sorted,
+        "re-allocated code addresses differ from the freed ones"
+    );
+    for (i, &code) in codes2.iter().enumerate() {
+        assert_eq!(
+            unsafe { call_u64(code, 1) },
+            (n - i) as u64 * 3 + 1,
+            "re-allocated closure {i}"
+        );
+    }
+    assert!(vma_count() < vmas_before + 200, "VMAs grew on reuse");
+    for &cl in &cls2 {
+        unsafe { free(cl) };
+    }
+    println!("free {n}: {t_free:?}; re-alloc+prep {n}: {t_realloc:?}");
+}
+
+/// One thread's churn: allocate, prep, call, keep a rolling window of live
+/// closures, call and free the oldest. Every closure's user data names its
+/// thread and sequence number.
+fn churn(thread: u64, cycles: usize, window: usize) -> (usize, usize) {
+    let cif = cif_u64_u64();
+    let mut live: VecDeque<(u64, *mut c_void, *mut c_void)> = VecDeque::with_capacity(window + 1);
+    let mut calls = 0;
+    let mut rng = thread.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for i in 0..cycles as u64 {
+        let tag = (thread << 40) | i;
+        // Mix record size classes: 64, 128 and 256 bytes.
+        let size = [0usize, 100, 200][(i % 3) as usize];
+        let (cl, code) = make(cif, size, tag)
+            .unwrap_or_else(|| panic!("thread {thread} cycle {i}: errno {}", errno()));
+        assert_eq!(
+            unsafe { call_u64(code, 5) },
+            tag + 5,
+            "thread {thread}: new closure {i}"
+        );
+        calls += 1;
+        live.push_back((tag, cl, code));
+        // A random live one.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let (tag_r, _, code_r) = live[(rng % live.len() as u64) as usize];
+        assert_eq!(
+            unsafe { call_u64(code_r, 9) },
+            tag_r + 9,
+            "thread {thread}: live closure {tag_r:#x}"
+        );
+        calls += 1;
+        if live.len() > window {
+            let (tag_o, cl_o, code_o) = live.pop_front().unwrap();
+            assert_eq!(
+                unsafe { call_u64(code_o, 1) },
+                tag_o + 1,
+                "thread {thread}: oldest closure {tag_o:#x}"
+            );
+            calls += 1;
+            unsafe { free(cl_o) };
+        }
+    }
+    for (tag, cl, code) in live.drain(..) {
+        assert_eq!(
+            unsafe { call_u64(code, 2) },
+            tag + 2,
+            "thread {thread}: final closure {tag:#x}"
+        );
+        calls += 1;
+        unsafe { free(cl) };
+    }
+    (cycles, calls)
+}
+
+#[test]
+fn two_threads_allocate_call_free_concurrently() {
+    let _g = serial();
+    let cycles = scaled(200_000, 10);
+    let t = Instant::now();
+    let handles: Vec<_> = (1..=2u64)
+        .map(|th| std::thread::spawn(move || churn(th, cycles, 1000)))
+        .collect();
+    // Meanwhile this thread keeps calling a closure of its own.
+    let cif = cif_u64_u64();
+    let (cl, code) = make(cif, 0, 77).unwrap();
+    let mut own_calls = 0u64;
+    while !handles.iter().all(|h| h.is_finished()) {
+        assert_eq!(unsafe { call_u64(code, own_calls) }, 77 + own_calls);
+        own_calls += 1;
+    }
+    unsafe { free(cl) };
+    let mut total = 0;
+    for h in handles {
+        let (c, calls) = h.join().expect("churn thread panicked");
+        assert_eq!(c, cycles);
+        total += calls;
+    }
+    println!(
+        "2 threads x {cycles} cycles (window 1000): {total} checked calls, {own_calls} calls from the main thread, {:?}",
+        t.elapsed()
+    );
+}
+
+// ---- exhaustion, in child processes ------------------------------------
+
+const MIB: u64 = 1 << 20;
+
+/// Allocates closures until ffi_closure_alloc fails (or `cap`), checking
+/// errno; returns them.
+fn allocate_until_null(
+    cif: *mut libffi_sys::ffi_cif,
+    out: &mut Vec<(*mut c_void, *mut c_void)>,
+    cap: usize,
+) -> bool {
+    while out.len() < cap {
+        set_errno(0);
+        match alloc(0) {
+            Some((cl, code)) => {
+                let st = unsafe { prep(cl, cif, Some(ud_plus_x), ud(out.len() as u64), code) };
+                assert_eq!(st, 0, "prep closure {}", out.len());
+                out.push((cl, code));
+            }
+            None => {
+                assert_eq!(
+                    errno(),
+                    libc::ENOMEM,
+                    "errno after ffi_closure_alloc failed at closure {}",
+                    out.len()
+                );
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Calls every closure (or a sample of large sets) and checks its result.
+fn verify(v: &[(*mut c_void, *mut c_void)], what: &str) {
+    let n = v.len();
+    let step = if n > 200_000 { 97 } else { 1 };
+    for i in (0..n).step_by(step).chain([0, n - 1]) {
+        assert_eq!(
+            unsafe { call_u64(v[i].1, 11) },
+            i as u64 + 11,
+            "{what}: closure {i}"
+        );
+    }
+}
+
+fn child_report(out: &ChildOutput, what: &str) {
+    assert_child_passed(out);
+    for line in out
+        .stdout
+        .lines()
+        .filter_map(|l| l.find("REPORT").map(|at| &l[at + "REPORT ".len()..]))
+    {
+        println!("{what}: {line}");
+    }
+    println!("{what}: child took {:?}", out.elapsed);
+    assert!(
+        out.stdout.contains("REPORT"),
+        "child printed no report\n{}",
+        out.describe()
+    );
+}
+
+/// RLIMIT_AS = VmSize + `headroom` bytes, set before the first statictramp
+/// allocation of this (child) process; then allocate until NULL.
+fn address_space_child(headroom: u64, cap: usize) -> (usize, bool) {
+    let cif = cif_u64_u64();
+    let mut v = Vec::with_capacity(cap);
+    println!("REPORT start: VmSize {} kB", status_kb("VmSize"));
+    let vm = status_kb("VmSize") * 1024;
+    let lim = libc::rlimit {
+        rlim_cur: vm + headroom,
+        rlim_max: vm + headroom,
+    };
+    assert_eq!(
+        unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) },
+        0,
+        "setrlimit"
+    );
+    let t = Instant::now();
+    let exhausted = allocate_until_null(cif, &mut v, cap);
+    let n = v.len();
+    println!(
+        "REPORT RLIMIT_AS = VmSize + {} MiB: {n} closures {} in {:?}; VmSize now {} kB",
+        headroom / MIB,
+        if exhausted {
+            "before ENOMEM"
+        } else {
+            "(cap reached, no ENOMEM)"
+        },
+        t.elapsed(),
+        status_kb("VmSize")
+    );
+    assert!(n > 0, "not even one closure");
+    verify(&v, "after allocation stopped");
+    if exhausted {
+        // Still failing cleanly, and a freed closure can be allocated again.
+        assert!(
+            alloc(0).is_none(),
+            "allocation succeeded right after ENOMEM"
+        );
+        let (last_cl, _) = v.pop().unwrap();
+        unsafe { free(last_cl) };
+        let (cl, code) = alloc(0).expect("re-allocation of a freed closure after ENOMEM");
+        unsafe { assert_eq!(prep(cl, cif, Some(ud_plus_x), ud((n - 1) as u64), code), 0) };
+        v.push((cl, code));
+        verify(&v, "after free + re-alloc");
+    }
+    (n, exhausted)
+}
+
+#[test]
+fn exhaust_address_space() {
+    if is_child("rlimit_as") {
+        let (n, exhausted) = address_space_child(300 * MIB, 8_000_000);
+        assert!(exhausted, "no ENOMEM within {n} closures");
+        return;
+    }
+    let out = run_child("exhaust_address_space", "rlimit_as", CHILD_LIMIT);
+    child_report(&out, "RLIMIT_AS + 300 MiB");
+}
+
+#[test]
+fn address_space_limit_leaves_room_for_mapped_pools() {
+    // With 1.25 GiB of address space left, room for a 512 MiB trampoline
+    // region exists: more closures than the 1024-slot in-image pool must be
+    // possible.
+    if is_child("rlimit_as_large") {
+        let (n, _) = address_space_child(1280 * MIB, scaled(400_000, 4));
+        assert!(
+            n > statictramp::layout::IMAGE_SLOTS,
+            "only {n} closures with 1.25 GiB of address space left: no trampoline region could be reserved"
+        );
+        return;
+    }
+    let out = run_child(
+        "address_space_limit_leaves_room_for_mapped_pools",
+        "rlimit_as_large",
+        CHILD_LIMIT,
+    );
+    child_report(&out, "RLIMIT_AS + 1.25 GiB");
+}
+
+#[test]
+fn exhaust_map_count() {
+    if is_child("map_count") {
+        let cif = cif_u64_u64();
+        let mut v = Vec::with_capacity(4_000_000);
+        let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .map(|s| s.trim().parse().unwrap())
+            .unwrap_or(65530);
+        let mut pages: Vec<usize> = Vec::with_capacity(max + 16);
+        println!("REPORT start: {} VMAs, vm.max_map_count {max}", vma_count());
+        let t = Instant::now();
+        // Fill the map count with single pages that cannot merge.
+        loop {
+            let prot = if pages.len() % 2 == 0 {
+                libc::PROT_READ
+            } else {
+                libc::PROT_NONE
+            };
+            let p = unsafe {
+                libc::mmap(
+                    null_mut(),
+                    4096,
+                    prot,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                break;
+            }
+            pages.push(p as usize);
+            assert!(pages.len() <= max + 16, "mmap never failed");
+        }
+        let full = vma_count();
+        let t_fill = t.elapsed();
+        // Leave room for a few mappings.
+        let unmap = |pages: &mut Vec<usize>, k: usize| {
+            for _ in 0..k {
+                let p = pages.remove(pages.len() / 2);
+                assert_eq!(unsafe { libc::munmap(p as *mut c_void, 4096) }, 0);
+            }
+        };
+        unmap(&mut pages, 10);
+        let t = Instant::now();
+        let exhausted = allocate_until_null(cif, &mut v, 4_000_000);
+        let n = v.len();
+        println!(
+            "REPORT {} filler pages ({} VMAs when full, filled in {t_fill:?}); 10 unmapped: {n} closures {} in {:?}",
+            pages.len(),
+            full,
+            if exhausted {
+                "before ENOMEM"
+            } else {
+                "(cap reached, no ENOMEM)"
+            },
+            t.elapsed()
+        );
+        assert!(exhausted, "no ENOMEM within the cap");
+        assert!(n > 0, "not even one closure");
+        verify(&v, "after ENOMEM");
+        // More room: allocation resumes, old and new closures work.
+        unmap(&mut pages, 30);
+        let again = allocate_until_null(cif, &mut v, 4_000_000);
+        println!(
+            "REPORT 30 more unmapped: {} closures in all ({} more), ENOMEM again: {again}",
+            v.len(),
+            v.len() - n
+        );
+        assert!(
+            v.len() > n,
+            "allocation did not resume after map slots were freed"
+        );
+        verify(&v, "after resuming");
+        for p in pages.drain(..) {
+            unsafe { libc::munmap(p as *mut c_void, 4096) };
+        }
+        verify(&v, "after unmapping the filler");
+        return;
+    }
+    let out = run_child("exhaust_map_count", "map_count", CHILD_LIMIT);
+    child_report(&out, "map count");
+}
