@@ -16,6 +16,7 @@
 
 use crate::layout::{DATA_DIST, IMAGE_SLOTS, SLOT, TEMPLATE_ALIGN, TEMPLATE_BYTES, TEMPLATE_SLOTS};
 use crate::map;
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -23,6 +24,13 @@ unsafe extern "C" {
     static statictramp_image_table: u8;
     static statictramp_image_data: u8;
 }
+
+/// Freed slots wait in a FIFO queue and are reused only while more than
+/// this many are waiting: a stale code pointer keeps hitting the freed-slot
+/// sentinel (diagnostic + abort) for at least this many further frees,
+/// instead of running the next closure allocated. Costs at most this many
+/// extra slots.
+pub const QUARANTINE: usize = 64;
 
 /// Slots per mapped region.
 pub const REGION_SLOTS: usize = DATA_DIST / SLOT;
@@ -92,8 +100,8 @@ impl Slot {
 /// Hands out slots: the in-image pool first, then mapped regions.
 /// Not thread-safe by itself; the closure allocator serialises access.
 pub struct Slots {
-    /// Freed slots, reused last-in first-out.
-    free: Vec<Slot>,
+    /// Freed slots, reused first-in first-out after the quarantine.
+    free: VecDeque<Slot>,
     /// Slots ever handed out: the next fresh index.
     next: u32,
     /// Slots whose code and data are mapped and ready (a multiple of
@@ -117,7 +125,7 @@ pub enum SlotError {
 impl Slots {
     pub const fn new(sentinel: *mut u8) -> Slots {
         Slots {
-            free: Vec::new(),
+            free: VecDeque::new(),
             next: 0,
             ready: 0,
             sentinel,
@@ -136,8 +144,10 @@ impl Slots {
 
     /// Takes a slot; its data word holds the sentinel.
     pub fn take(&mut self) -> Result<Slot, SlotError> {
-        if let Some(s) = self.free.pop() {
-            return Ok(s);
+        if self.free.len() > QUARANTINE {
+            if let Some(s) = self.free.pop_front() {
+                return Ok(s);
+            }
         }
         if self.ready == 0 {
             // First use: the in-image pool. Point every data word at the
@@ -148,7 +158,10 @@ impl Slots {
             self.ready = IMAGE_SLOTS as u32;
         }
         if self.next == self.ready {
-            self.grow()?;
+            if let Err(e) = self.grow() {
+                // Out of fresh slots: the quarantine yields before we fail.
+                return self.free.pop_front().ok_or(e);
+            }
         }
         let s = Slot(self.next);
         self.next += 1;
@@ -157,7 +170,7 @@ impl Slots {
 
     /// Returns a slot; the caller has already pointed its data word at the sentinel.
     pub fn give_back(&mut self, s: Slot) {
-        self.free.push(s);
+        self.free.push_back(s);
     }
 
     /// Maps one more template copy (and its data) at the end of the last

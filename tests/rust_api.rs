@@ -195,3 +195,30 @@ fn bad_signatures_are_errors() {
     assert!(Closure::new(Abi::SysV64, vec![bad], Type::VOID, |_, _| {}).is_err());
     assert!(Closure::new(Abi::SysV64, vec![Type::VOID], Type::VOID, |_, _| {}).is_err());
 }
+
+#[test]
+fn freed_slots_are_quarantined_before_reuse() {
+    let _serial = serial();
+    let make = || Closure::new(Abi::SysV64, vec![], Type::VOID, |_, _| {}).unwrap();
+    let first = make();
+    let stale = first.code_ptr() as usize;
+    drop(first);
+    assert_eq!(
+        statictramp::capi::statictramp_owns_code(stale as *const c_void),
+        0
+    );
+    // Until QUARANTINE later frees queue up behind it, the freed slot is not
+    // handed out again: a stale pointer keeps trapping instead of running a
+    // new closure.
+    let later: Vec<Closure> = (0..3 * statictramp::table::QUARANTINE)
+        .map(|_| make())
+        .collect();
+    assert!(
+        later.iter().all(|c| c.code_ptr() as usize != stale),
+        "freed slot reused too early"
+    );
+    assert_eq!(
+        statictramp::capi::statictramp_owns_code(stale as *const c_void),
+        0
+    );
+}
