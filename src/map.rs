@@ -63,6 +63,12 @@ pub fn reserve(len: usize, align: usize) -> io::Result<usize> {
     Ok(base)
 }
 
+/// Gives back a range obtained from `reserve` that holds nothing in use.
+pub fn release(addr: usize, len: usize) {
+    // SAFETY: callers pass a whole range from `reserve` that nothing uses.
+    unsafe { libc::munmap(addr as *mut _, len) };
+}
+
 /// Makes `[addr, addr + len)` of a reserved range readable and writable
 /// (never executable): the data words and closure records.
 pub fn commit_rw(addr: usize, len: usize) -> io::Result<()> {
@@ -203,6 +209,22 @@ fn open_image() -> io::Result<TemplateFile> {
     let fd = unsafe { libc::open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
+    }
+    // The name may not be the file that is mapped (a program started as
+    // `ld.so ./prog` has /proc/self/exe = ld.so; a relative name after a
+    // chdir). Mapping past its end would fault on the first read, so the
+    // file must at least be long enough; the byte comparison does the rest.
+    // SAFETY: fstat into a zeroed stat on our own descriptor.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &mut st) } != 0
+        || (st.st_size as u64) < offset + TEMPLATE_BYTES as u64
+    {
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(fd) };
+        return Err(io::Error::other(
+            "the object's file is shorter than the template offset",
+        ));
     }
     Ok(TemplateFile {
         fd,

@@ -33,7 +33,7 @@ pub struct Slab {
 pub fn class_of(size: usize) -> Option<u32> {
     let c = size
         .max(1)
-        .next_power_of_two()
+        .checked_next_power_of_two()?
         .trailing_zeros()
         .max(MIN_CLASS);
     (c <= MAX_CLASS).then_some(c)
@@ -89,20 +89,30 @@ impl Slab {
         self.free[(class - MIN_CLASS) as usize].push(p);
     }
 
-    /// Reserves the arena: as large as the address space allows, from
-    /// 64 GiB down to 64 MiB (an RLIMIT_AS may forbid the larger sizes).
+    /// Reserves the arena: 64 GiB of address space where it is free. Under
+    /// an address-space limit (RLIMIT_AS) the largest size that fits is
+    /// found by halving, and only a quarter of it is kept (at least 64 MiB),
+    /// so that trampoline regions (512 MiB each) still fit beside it.
     fn reserve(&mut self) -> io::Result<()> {
-        let mut len = 64usize << 30;
-        loop {
+        const FULL: usize = 64 << 30;
+        const MIN: usize = 64 << 20;
+        let mut len = FULL;
+        let base = loop {
             match map::reserve(len, 1 << 21) {
-                Ok(base) => {
-                    self.base = base;
-                    self.len = len;
-                    return Ok(());
-                }
-                Err(e) if len <= 64 << 20 => return Err(e),
+                Ok(base) => break base,
+                Err(e) if len <= MIN => return Err(e),
                 Err(_) => len /= 2,
             }
-        }
+        };
+        let (base, len) = if len == FULL || len <= MIN {
+            (base, len)
+        } else {
+            map::release(base, len);
+            let small = (len / 4).max(MIN);
+            (map::reserve(small, 1 << 21)?, small)
+        };
+        self.base = base;
+        self.len = len;
+        Ok(())
     }
 }

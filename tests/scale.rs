@@ -135,16 +135,23 @@ fn million_live_closures() {
         codes2.push(code);
     }
     let t_realloc = t.elapsed();
+    // Freed slots are reused, except the last QUARANTINE freed, which stay
+    // trapping while fresh slots stand in for them.
+    let q = statictramp::table::QUARANTINE;
     assert_eq!(
-        statictramp::closure::stats().1,
-        handed1,
-        "re-allocation took fresh slots instead of freed ones"
+        statictramp::closure::stats().1 as usize,
+        handed1 as usize + q,
+        "re-allocation took more fresh slots than the quarantine holds"
     );
-    let mut sorted2: Vec<usize> = codes2.iter().map(|&c| c as usize).collect();
-    sorted2.sort_unstable();
+    let freed: std::collections::HashSet<usize> = sorted.iter().copied().collect();
+    let reused = codes2
+        .iter()
+        .filter(|&&c| freed.contains(&(c as usize)))
+        .count();
     assert_eq!(
-        sorted2, sorted,
-        "re-allocated code addresses differ from the freed ones"
+        reused,
+        n - q,
+        "re-allocated code addresses should be the freed ones"
     );
     for (i, &code) in codes2.iter().enumerate() {
         assert_eq!(
