@@ -84,6 +84,8 @@ declare -A packages=(
     [gcc]="C compiler: asm via the cc crate, the preload link, compat/c"
     [libc6-dev]="C headers and crt files"
     [libffi-dev]="system libffi: libffi-sys (system), compat/c/bind_check.c"
+    [curl]="fetches rustup when no Rust toolchain is installed"
+    [ca-certificates]="TLS for rustup and crates.io"
     [make]="builds libffi 3.6 from the libffi-sys source for abi/xcheck"
     [pkg-config]="libffi-sys finds libffi with pkg-config"
     [python3]="compat/python/qsort_demo.py (ctypes)"
@@ -134,9 +136,16 @@ check_rust() {
     if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then
         export PATH="$HOME/.cargo/bin:$PATH"
     fi
+    if ! command -v cargo >/dev/null && command -v curl >/dev/null; then
+        echo "cargo not found: installing Rust with rustup (minimal profile + rustfmt, clippy)"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+            sh -s -- -y --profile minimal --component rustfmt,clippy &&
+            export PATH="$HOME/.cargo/bin:$PATH"
+    fi
     if ! command -v cargo >/dev/null; then
         cat >&2 <<'EOF'
-cargo not found. Install Rust with rustup (https://rustup.rs), then re-run:
+cargo not found and rustup could not be installed. Install Rust with rustup
+(https://rustup.rs), then re-run:
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --component rustfmt,clippy
     . "$HOME/.cargo/env"
 (statictramp needs Rust 1.85 or newer.)
