@@ -68,6 +68,29 @@ pub unsafe fn java_compatible(cif: *const FfiCif) -> bool {
     }
 }
 
+/// Stores the integer, 64-bit and pointer arguments the way both
+/// `ffi_ptrarray_to_raw` and `ffi_java_ptrarray_to_raw` do (widened to a
+/// full slot, signed types sign-extended). Returns false for other types.
+///
+/// # Safety
+/// `arg` points at a value of type `t`; `dst` is a writable slot.
+unsafe fn put_word(t: &FfiType, arg: *mut c_void, dst: *mut u64) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        *dst = match t.type_ {
+            code::UINT8 => u64::from(*(arg as *const u8)),
+            code::SINT8 => i64::from(*(arg as *const i8)) as u64,
+            code::UINT16 => u64::from(*(arg as *const u16)),
+            code::SINT16 => i64::from(*(arg as *const i16)) as u64,
+            code::UINT32 => u64::from(*(arg as *const u32)),
+            code::SINT32 | code::INT => i64::from(*(arg as *const i32)) as u64,
+            code::UINT64 | code::SINT64 | code::DOUBLE | code::POINTER => *(arg as *const u64),
+            _ => return false,
+        };
+    }
+    true
+}
+
 /// Converts one argument as `ffi_ptrarray_to_raw` does; returns slots used.
 ///
 /// # Safety
@@ -75,22 +98,35 @@ pub unsafe fn java_compatible(cif: *const FfiCif) -> bool {
 unsafe fn put_raw(t: &FfiType, arg: *mut c_void, raw: *mut u64) -> usize {
     // SAFETY: per the contract.
     unsafe {
-        match t.type_ {
-            code::UINT8 => *raw = u64::from(*(arg as *const u8)),
-            code::SINT8 => *raw = i64::from(*(arg as *const i8)) as u64,
-            code::UINT16 => *raw = u64::from(*(arg as *const u16)),
-            code::SINT16 => *raw = i64::from(*(arg as *const i16)) as u64,
-            code::UINT32 => *raw = u64::from(*(arg as *const u32)),
-            code::SINT32 | code::INT => *raw = i64::from(*(arg as *const i32)) as u64,
-            code::UINT64 | code::SINT64 | code::DOUBLE | code::POINTER => {
-                *raw = *(arg as *const u64)
+        if !put_word(t, arg, raw) {
+            match t.type_ {
+                // Structs and complex values are passed by address.
+                code::STRUCT | code::COMPLEX => *raw = arg as u64,
+                // float, long double: the bytes, slot-aligned.
+                _ => ptr::copy_nonoverlapping(arg as *const u8, raw as *mut u8, t.size),
             }
-            // Structs and complex values are passed by address.
-            code::STRUCT | code::COMPLEX => *raw = arg as u64,
-            // float, long double: the bytes, slot-aligned.
-            _ => ptr::copy_nonoverlapping(arg as *const u8, raw as *mut u8, t.size),
         }
-        raw_slots(t)
+    }
+    raw_slots(t)
+}
+
+/// Converts one argument as `ffi_java_ptrarray_to_raw` does; returns how
+/// far libffi advances (64-bit values take two slots; types it does not
+/// handle are neither written nor advanced over: FFI_ASSERT(0) there).
+///
+/// # Safety
+/// As [`put_raw`].
+unsafe fn put_java(t: &FfiType, arg: *mut c_void, raw: *mut u64) -> usize {
+    // SAFETY: per the contract.
+    unsafe {
+        if put_word(t, arg, raw) {
+            java_slots(t)
+        } else if t.type_ == code::FLOAT {
+            ptr::copy_nonoverlapping(arg as *const u8, raw as *mut u8, 4);
+            1
+        } else {
+            0
+        }
     }
 }
 
@@ -108,6 +144,36 @@ fn with_raw_buf<R>(n: usize, f: impl FnOnce(*mut u64) -> R) -> R {
     }
 }
 
+/// Builds the raw array (sized by `slots`, filled by `put`) and calls the
+/// raw closure's handler with it.
+///
+/// # Safety
+/// `user_data` is a prepared raw closure, the cif was validated at prep,
+/// `avalue` has `nargs` entries.
+unsafe fn translate(
+    cif: *mut FfiCif,
+    ret: *mut c_void,
+    avalue: *mut *mut c_void,
+    user_data: *mut c_void,
+    slots: fn(&FfiType) -> usize,
+    put: unsafe fn(&FfiType, *mut c_void, *mut u64) -> usize,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let cl = &*(user_data as *const FfiRawClosure);
+        let nargs = (*cif).nargs as usize;
+        let n: usize = (0..nargs).map(|i| slots(arg_type(cif, i))).sum();
+        with_raw_buf(n, |raw| {
+            let mut at = 0;
+            for i in 0..nargs {
+                at += put(arg_type(cif, i), *avalue.add(i), raw.add(at));
+            }
+            let fun = cl.fun.expect("raw closure has a handler");
+            fun(cif, ret, raw, cl.user_data);
+        })
+    }
+}
+
 /// The handler installed by `ffi_prep_raw_closure_loc` (libffi's
 /// `ffi_translate_args`). `user_data` is the raw closure itself.
 ///
@@ -119,26 +185,13 @@ pub unsafe extern "C-unwind" fn translate_raw(
     avalue: *mut *mut c_void,
     user_data: *mut c_void,
 ) {
-    // SAFETY: `user_data` is the raw closure (set by prep); the cif was
-    // validated at prep; avalue has nargs entries.
-    unsafe {
-        let cl = &*(user_data as *const FfiRawClosure);
-        let nargs = (*cif).nargs as usize;
-        let n: usize = (0..nargs).map(|i| raw_slots(arg_type(cif, i))).sum();
-        with_raw_buf(n, |raw| {
-            let mut at = 0;
-            for i in 0..nargs {
-                at += put_raw(arg_type(cif, i), *avalue.add(i), raw.add(at));
-            }
-            let fun = cl.fun.expect("raw closure has a handler");
-            fun(cif, ret, raw, cl.user_data);
-        })
-    }
+    // SAFETY: forwarded contract.
+    unsafe { translate(cif, ret, avalue, user_data, raw_slots, put_raw) }
 }
 
 /// The handler installed by `ffi_prep_java_raw_closure_loc` (libffi's
 /// `ffi_java_translate_args`; on little-endian targets the return value
-/// needs no conversion).
+/// needs no conversion). Struct and complex arguments were refused at prep.
 ///
 /// # Safety
 /// As [`translate_raw`].
@@ -148,36 +201,6 @@ pub unsafe extern "C-unwind" fn translate_java(
     avalue: *mut *mut c_void,
     user_data: *mut c_void,
 ) {
-    // SAFETY: as in translate_raw; struct/complex arguments were refused at prep.
-    unsafe {
-        let cl = &*(user_data as *const FfiRawClosure);
-        let nargs = (*cif).nargs as usize;
-        let n: usize = (0..nargs).map(|i| java_slots(arg_type(cif, i))).sum();
-        with_raw_buf(n, |raw| {
-            let mut at = 0;
-            for i in 0..nargs {
-                let t = arg_type(cif, i);
-                let arg = *avalue.add(i);
-                let dst = raw.add(at);
-                match t.type_ {
-                    code::UINT8 => *dst = u64::from(*(arg as *const u8)),
-                    code::SINT8 => *dst = i64::from(*(arg as *const i8)) as u64,
-                    code::UINT16 => *dst = u64::from(*(arg as *const u16)),
-                    code::SINT16 => *dst = i64::from(*(arg as *const i16)) as u64,
-                    code::UINT32 => *dst = u64::from(*(arg as *const u32)),
-                    code::SINT32 | code::INT => *dst = i64::from(*(arg as *const i32)) as u64,
-                    code::FLOAT => ptr::copy_nonoverlapping(arg as *const u8, dst as *mut u8, 4),
-                    code::UINT64 | code::SINT64 | code::DOUBLE | code::POINTER => {
-                        *dst = *(arg as *const u64)
-                    }
-                    // libffi writes nothing for other types and does not
-                    // advance (FFI_ASSERT(0) in ffi_java_ptrarray_to_raw).
-                    _ => continue,
-                }
-                at += java_slots(t);
-            }
-            let fun = cl.fun.expect("java raw closure has a handler");
-            fun(cif, ret, raw, cl.user_data);
-        })
-    }
+    // SAFETY: forwarded contract.
+    unsafe { translate(cif, ret, avalue, user_data, java_slots, put_java) }
 }
