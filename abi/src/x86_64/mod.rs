@@ -118,6 +118,22 @@ pub(crate) fn int_ext(kind: &Kind) -> crate::Ext {
     }
 }
 
+/// Shorthands shared by the classifier tests.
+#[cfg(test)]
+pub(crate) mod test_types {
+    use crate::Type;
+
+    /// A struct of `elems` (panics on a malformed one).
+    pub fn st(elems: Vec<Type>) -> Type {
+        Type::structure(elems).unwrap()
+    }
+
+    /// `_Complex t`.
+    pub fn cx(t: Type) -> Type {
+        Type::complex(t).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

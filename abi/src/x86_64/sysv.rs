@@ -359,12 +359,7 @@ mod tests {
     use super::*;
     use crate::{Abi, TypeError};
 
-    fn st(elems: Vec<Type>) -> Type {
-        Type::structure(elems).unwrap()
-    }
-    fn cx(t: Type) -> Type {
-        Type::complex(t).unwrap()
-    }
+    use crate::x86_64::test_types::{cx, st};
     fn sig(args: Vec<Type>, ret: Type) -> Signature {
         Signature {
             abi: Abi::SysV64,

@@ -144,12 +144,7 @@ mod tests {
     use crate::TypeError;
     use ArgLoc::{Frame, FramePtr, Stack, StackPtr};
 
-    fn st(elems: Vec<Type>) -> Type {
-        Type::structure(elems).unwrap()
-    }
-    fn cx(t: Type) -> Type {
-        Type::complex(t).unwrap()
-    }
+    use crate::x86_64::test_types::{cx, st};
     fn plan_for(abi: Abi, args: Vec<Type>, ret: Type) -> Plan {
         classify(&Signature { abi, args, ret }).unwrap()
     }
