@@ -4,12 +4,12 @@
 #
 #   abi/xcheck/run.sh [CASES] [SEEDS] [LIBFFI_PREFIX]
 #
-# LIBFFI_PREFIX: an installed libffi (include/, lib/libffi.a). By default the
-# libffi bundled with the libffi-sys crate in ~/.cargo/registry is built once
-# into $TMPDIR/statictramp-xcheck-libffi. Do not use libffi 3.4.x: its
-# ffi_call copies a whole struct into the last GPR slot and spills into
-# xmm0's slot (fixed in 3.5 by `size <= 8 ? size : 8` in ffi64.c), which
-# shows up here as xmm0 mismatches.
+# LIBFFI_PREFIX: an installed libffi (include/, lib/libffi.a). By default
+# scripts/build-libffi36 builds the libffi 3.6 bundled with the libffi-sys
+# crate once (target/libffi-3.6) and the harness links its static libffi.a.
+# Do not use libffi 3.4.x: its ffi_call copies a whole struct into the last
+# GPR slot and spills into xmm0's slot (fixed in 3.5 by `size <= 8 ? size : 8`
+# in ffi64.c), which shows up here as xmm0 mismatches.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cases=${1:-3000}
@@ -18,13 +18,7 @@ tmp=${TMPDIR:-/tmp}/statictramp-xcheck
 mkdir -p "$tmp"
 prefix=${3:-}
 if [ -z "$prefix" ]; then
-  prefix=$tmp-libffi
-  if [ ! -f "$prefix/lib/libffi.a" ]; then
-    src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/libffi-sys-*/libffi | sort | tail -1)
-    rm -rf "$tmp/libffi-src" && cp -r "$src" "$tmp/libffi-src"
-    (cd "$tmp/libffi-src" && ./configure --prefix="$prefix" --disable-docs --disable-shared --with-pic >/dev/null 2>&1 &&
-      make -j"$(nproc)" >/dev/null 2>&1 && make install >/dev/null 2>&1)
-  fi
+  prefix=$("$here/../../scripts/build-libffi36")
 fi
 for seed in $seeds; do
   cargo run -q --manifest-path "$here/../Cargo.toml" --example xcheck_cases -- "$cases" "$seed" >"$tmp/cases.h"
