@@ -1,0 +1,439 @@
+//! `statictramp check [--json]`: what statictramp finds on this machine.
+//!
+//! Each check is a row: name, status (ok / warn / FAIL), a human detail and a
+//! machine-readable value. Warnings are conditions statictramp works under
+//! but a user should know of (no MDWE, no preload library built yet);
+//! failures are things that do not work. Exit status 1 if any row failed.
+
+use super::json::Json;
+use super::library;
+use crate::strict;
+use statictramp::{Abi, Closure, TemplateSource, Type};
+use std::ffi::OsString;
+use std::fmt;
+use std::process::Command;
+
+/// Hidden subcommand: arm strict mode in this (child) process and test it.
+pub const STRICT_PROBE: &str = "__strict-probe";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        })
+    }
+}
+
+struct Row {
+    name: &'static str,
+    status: Status,
+    detail: String,
+    value: Json,
+}
+
+fn row(
+    name: &'static str,
+    status: Status,
+    detail: impl Into<String>,
+    value: impl Into<Json>,
+) -> Row {
+    Row {
+        name,
+        status,
+        detail: detail.into(),
+        value: value.into(),
+    }
+}
+
+fn read_trim(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn platform() -> Row {
+    let kernel = read_trim("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into());
+    let p = format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS);
+    let supported = cfg!(all(target_arch = "x86_64", target_os = "linux"));
+    row(
+        "platform",
+        if supported { Status::Ok } else { Status::Fail },
+        format!("{p}, kernel {kernel}"),
+        Json::Obj(vec![("target", p.into()), ("kernel", kernel.into())]),
+    )
+}
+
+fn page_size() -> Row {
+    let ps = statictramp::page_size();
+    row("page size", Status::Ok, format!("{ps} bytes"), ps)
+}
+
+fn map_count() -> Row {
+    let limit: Option<u64> = read_trim("/proc/sys/vm/max_map_count").and_then(|s| s.parse().ok());
+    let used = std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count())
+        .ok();
+    let detail = match (limit, used) {
+        (Some(l), Some(u)) => format!("vm.max_map_count {l}, this process uses {u}"),
+        _ => "cannot read /proc/sys/vm/max_map_count or /proc/self/maps".into(),
+    };
+    let status = if limit.is_some() {
+        Status::Ok
+    } else {
+        Status::Warn
+    };
+    row(
+        "map count",
+        status,
+        detail,
+        Json::Obj(vec![("limit", limit.into()), ("used", used.into())]),
+    )
+}
+
+fn address_space() -> Row {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid, writable rlimit.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) };
+    if r != 0 || rl.rlim_cur == libc::RLIM_INFINITY {
+        return row(
+            "address space",
+            Status::Ok,
+            "RLIMIT_AS unlimited",
+            Json::Null,
+        );
+    }
+    row(
+        "address space",
+        Status::Warn,
+        format!(
+            "RLIMIT_AS {} MiB: the closure arena reserves less, so fewer closures fit",
+            rl.rlim_cur >> 20
+        ),
+        rl.rlim_cur,
+    )
+}
+
+/// The argument/return types of the per-ABI call: integers and doubles in
+/// alternation, five of them, so that Win64 puts the last one on the stack.
+fn abi_sig() -> Vec<Type> {
+    vec![Type::S64, Type::DOUBLE, Type::S32, Type::DOUBLE, Type::S64]
+}
+
+fn abi_handler(args: &statictramp::Args<'_>, ret: &mut statictramp::Ret<'_>) {
+    let a: i64 = args.get(0).unwrap_or(0);
+    let b: f64 = args.get(1).unwrap_or(0.0);
+    let c: i32 = args.get(2).unwrap_or(0);
+    let d: f64 = args.get(3).unwrap_or(0.0);
+    let e: i64 = args.get(4).unwrap_or(0);
+    let _ = ret.set(a as f64 + 2.0 * b + 3.0 * c as f64 + 4.0 * d + 5.0 * e as f64);
+}
+
+/// Makes a closure under `abi` and calls it the way a C caller of that ABI
+/// would; returns what it computed.
+fn call_abi(abi: Abi) -> Result<f64, String> {
+    let c = Closure::new(abi, abi_sig(), Type::DOUBLE, abi_handler).map_err(|e| e.to_string())?;
+    let (a, b, cc, d, e) = (1_000_000_007i64, 0.5f64, -3i32, 0.25f64, -(1i64 << 40));
+    #[cfg(target_arch = "x86_64")]
+    let got = match abi {
+        Abi::SysV64 => {
+            // SAFETY: the closure was made for double(long, double, int,
+            // double, long) in the System V ABI, which `f` declares.
+            let f: extern "sysv64" fn(i64, f64, i32, f64, i64) -> f64 =
+                unsafe { std::mem::transmute(c.code_ptr()) };
+            f(a, b, cc, d, e)
+        }
+        Abi::Win64 | Abi::GnuW64 => {
+            // SAFETY: as above, in the Microsoft x64 convention (GNUW64
+            // differs only for long double, which this signature lacks).
+            let f: extern "win64" fn(i64, f64, i32, f64, i64) -> f64 =
+                unsafe { std::mem::transmute(c.code_ptr()) };
+            f(a, b, cc, d, e)
+        }
+        // Other architectures' ABIs, once the enum has them.
+        #[allow(unreachable_patterns)]
+        _ => return Err(format!("{abi:?} cannot be called from Rust on this target")),
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let got = return Err(format!("{abi:?}: no caller for this target yet"));
+    let want = a as f64 + 2.0 * b + 3.0 * cc as f64 + 4.0 * d + 5.0 * e as f64;
+    if got.to_bits() == want.to_bits() {
+        Ok(got)
+    } else {
+        Err(format!("returned {got}, expected {want}"))
+    }
+}
+
+fn abis() -> &'static [Abi] {
+    if cfg!(target_arch = "x86_64") {
+        &[Abi::SysV64, Abi::Win64, Abi::GnuW64]
+    } else {
+        &[]
+    }
+}
+
+fn closure_calls() -> Vec<Row> {
+    abis()
+        .iter()
+        .map(|&abi| {
+            let name = match abi {
+                Abi::SysV64 => "closure call: unix64",
+                Abi::Win64 => "closure call: win64",
+                Abi::GnuW64 => "closure call: gnuw64",
+                #[allow(unreachable_patterns)]
+                _ => "closure call",
+            };
+            match call_abi(abi) {
+                Ok(v) => row(
+                    name,
+                    Status::Ok,
+                    format!("double(long, double, int, double, long) = {v}"),
+                    true,
+                ),
+                Err(e) => row(name, Status::Fail, e, false),
+            }
+        })
+        .collect()
+}
+
+/// Fills the in-image pool and goes on into a mapped pool, calling every
+/// closure; reports where mapped code came from.
+fn pools() -> Row {
+    let (live0, _) = statictramp::closure::stats();
+    let n = statictramp::layout::IMAGE_SLOTS + 64;
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        match Closure::new(Abi::SysV64, vec![Type::S32], Type::S32, move |a, r| {
+            let x: i32 = a.get(0).unwrap_or(0);
+            let _ = r.set(x ^ i as i32);
+        }) {
+            Ok(c) => v.push(c),
+            Err(e) => return row("pools", Status::Fail, format!("closure {i}: {e}"), false),
+        }
+    }
+    for (i, c) in v.iter().enumerate() {
+        // SAFETY: each closure is int(int) in the System V ABI.
+        let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(c.code_ptr()) };
+        if f(0x5a5a) != 0x5a5a ^ i as i32 {
+            return row(
+                "pools",
+                Status::Fail,
+                format!("closure {i} returned a wrong value"),
+                false,
+            );
+        }
+    }
+    let (live, handed) = statictramp::closure::stats();
+    let source = match statictramp::template_source() {
+        Some(TemplateSource::Image { offset }) => format!("the image file (offset {offset:#x})"),
+        Some(TemplateSource::Memfd) => "a sealed memfd".into(),
+        None => "nothing (no mapped pool was needed)".into(),
+    };
+    let detail = format!(
+        "{n} closures called: {} in the in-image pool, the rest in a pool mapped from {source}",
+        statictramp::layout::IMAGE_SLOTS
+    );
+    drop(v);
+    row(
+        "pools",
+        Status::Ok,
+        detail,
+        Json::Obj(vec![
+            ("image_slots", statictramp::layout::IMAGE_SLOTS.into()),
+            ("mapped_from", source.into()),
+            ("closures_made", n.into()),
+            ("live_before", live0.into()),
+            ("live_after_alloc", live.into()),
+            ("slots_handed_out", handed.into()),
+        ]),
+    )
+}
+
+fn preload_library() -> Row {
+    match library::find(None) {
+        Ok(l) if l.versioned => row(
+            "preload library",
+            Status::Ok,
+            format!("{} ({})", l.path.display(), l.how),
+            l.path.display().to_string(),
+        ),
+        Ok(l) => row(
+            "preload library",
+            Status::Warn,
+            format!(
+                "{} ({}): without libffi's symbol versions; scripts/build-preload makes {}",
+                l.path.display(),
+                l.how,
+                library::PRELOAD
+            ),
+            l.path.display().to_string(),
+        ),
+        Err(e) => row("preload library", Status::Warn, format!("{e}"), Json::Null),
+    }
+}
+
+/// Runs the strict probe in a child process and reports it.
+fn strict_mode() -> Row {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            return row(
+                "strict mode",
+                Status::Fail,
+                format!("cannot find this binary: {e}"),
+                false,
+            );
+        }
+    };
+    let out = match Command::new(exe).arg(STRICT_PROBE).output() {
+        Ok(o) => o,
+        Err(e) => {
+            return row(
+                "strict mode",
+                Status::Fail,
+                format!("cannot start the probe: {e}"),
+                false,
+            );
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let mdwe = text
+        .lines()
+        .find_map(|l| l.strip_prefix("mdwe: "))
+        .unwrap_or("unknown")
+        .to_string();
+    let value = Json::Obj(vec![
+        ("available", out.status.success().into()),
+        ("mdwe", mdwe.clone().into()),
+    ]);
+    if !out.status.success() {
+        let why = if err.is_empty() { text } else { err };
+        return row(
+            "strict mode",
+            Status::Fail,
+            format!("unavailable: {why}"),
+            value,
+        );
+    }
+    let status = if mdwe == "on" {
+        Status::Ok
+    } else {
+        Status::Warn
+    };
+    row("strict mode", status, text.replace('\n', "; "), value)
+}
+
+/// The child side of [`strict_mode`]: arm, check that W+X and anonymous
+/// executable memory are refused, and that closures (including a mapped
+/// pool) still work. Prints `key: value` lines; exit 0 if all held.
+pub fn strict_probe() -> i32 {
+    let armed = match strict::arm() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    match &armed.mdwe {
+        Ok(()) => println!("mdwe: on"),
+        Err(why) => println!("mdwe: off ({why})"),
+    }
+    let mut ok = strict::seccomp_filtered();
+    println!(
+        "seccomp: {} for {}",
+        if ok { "on" } else { "NOT in /proc/self/status" },
+        armed.arches.join(", ")
+    );
+    // SAFETY: an anonymous mapping request; it is unmapped if it succeeds.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        println!(
+            "anonymous executable mmap: refused ({})",
+            std::io::Error::last_os_error()
+        );
+    } else {
+        println!("anonymous executable mmap: ALLOWED");
+        // SAFETY: `p` is the 4096-byte mapping made above.
+        unsafe { libc::munmap(p, 4096) };
+        ok = false;
+    }
+    let r = pools();
+    println!("closures under strict mode: {} ({})", r.status, r.detail);
+    ok &= r.status == Status::Ok;
+    if ok { 0 } else { 1 }
+}
+
+pub fn main(args: &[OsString]) -> i32 {
+    let mut json = false;
+    for a in args {
+        match a.to_str() {
+            Some("--json") => json = true,
+            _ => {
+                eprintln!(
+                    "statictramp check: unknown argument {a:?}\nusage: statictramp check [--json]"
+                );
+                return super::EXIT_USAGE;
+            }
+        }
+    }
+    let mut rows = vec![platform(), page_size(), map_count(), address_space()];
+    rows.extend(closure_calls());
+    rows.push(pools());
+    rows.push(strict_mode());
+    rows.push(preload_library());
+    let failed = rows.iter().any(|r| r.status == Status::Fail);
+    if json {
+        let checks = rows
+            .iter()
+            .map(|r| {
+                Json::Obj(vec![
+                    ("name", r.name.into()),
+                    ("status", r.status.to_string().to_lowercase().into()),
+                    ("detail", r.detail.clone().into()),
+                    ("value", r.value.clone()),
+                ])
+            })
+            .collect();
+        let doc = Json::Obj(vec![
+            ("statictramp", env!("CARGO_PKG_VERSION").into()),
+            ("ok", (!failed).into()),
+            ("checks", Json::Arr(checks)),
+        ]);
+        println!("{doc}");
+    } else {
+        let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+        for r in &rows {
+            println!("{:<w$}  {:<4}  {}", r.name, r.status, r.detail);
+        }
+        println!(
+            "{}",
+            if failed {
+                "some checks FAILED"
+            } else {
+                "all checks passed"
+            }
+        );
+    }
+    i32::from(failed)
+}

@@ -1,0 +1,223 @@
+//! `statictramp run [--strict] [--lib PATH] [--] CMD [ARGS...]`
+//!
+//! Puts the preload library first in `LD_PRELOAD`, arms strict mode if asked,
+//! and replaces this process with CMD (execve). Nothing of ours stays between
+//! CMD and its parent, so CMD's exit status and signals are seen unchanged.
+
+use super::library::{self, LibError};
+use super::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_OWN_ERROR, EXIT_USAGE};
+use crate::strict;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+/// The parsed command line of `run`.
+#[derive(Debug, PartialEq, Eq)]
+struct Options {
+    strict: bool,
+    /// Run without the library (to show what strict mode does to a
+    /// program's own libffi).
+    no_preload: bool,
+    lib: Option<PathBuf>,
+    cmd: OsString,
+    args: Vec<OsString>,
+}
+
+fn parse(args: &[OsString]) -> Result<Options, String> {
+    let mut strict = false;
+    let mut no_preload = false;
+    let mut lib = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_bytes();
+        match a {
+            b"--" => {
+                i += 1;
+                break;
+            }
+            b"--strict" => strict = true,
+            b"--no-preload" => no_preload = true,
+            b"--lib" => {
+                i += 1;
+                let p = args.get(i).ok_or("--lib needs a path")?;
+                lib = Some(PathBuf::from(p));
+            }
+            _ if a.starts_with(b"--lib=") => lib = Some(PathBuf::from(OsStr::from_bytes(&a[6..]))),
+            _ if a.starts_with(b"-") => return Err(format!("unknown option {:?}", args[i])),
+            _ => break,
+        }
+        i += 1;
+    }
+    let cmd = args.get(i).ok_or("no command given")?.clone();
+    if cmd.is_empty() {
+        return Err("the command is an empty string".into());
+    }
+    if no_preload && lib.is_some() {
+        return Err("--lib and --no-preload contradict each other".into());
+    }
+    Ok(Options {
+        strict,
+        no_preload,
+        lib,
+        cmd,
+        args: args[i + 1..].to_vec(),
+    })
+}
+
+/// Why a command cannot be run.
+enum CmdError {
+    NotFound,
+    NotExecutable(PathBuf),
+}
+
+/// Resolves `cmd` the way execvp does: as a path if it has a slash, else
+/// through `$PATH`.
+fn resolve(cmd: &OsStr) -> Result<PathBuf, CmdError> {
+    let is_exec = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if cmd.as_bytes().contains(&b'/') {
+        let p = PathBuf::from(cmd);
+        return match p.metadata() {
+            Err(_) => Err(CmdError::NotFound),
+            Ok(_) if is_exec(&p) => Ok(p),
+            Ok(_) => Err(CmdError::NotExecutable(p)),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut not_exec = None;
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(cmd);
+        if is_exec(&p) {
+            return Ok(p);
+        }
+        if p.exists() && not_exec.is_none() {
+            not_exec = Some(p);
+        }
+    }
+    Err(not_exec.map_or(CmdError::NotFound, CmdError::NotExecutable))
+}
+
+/// `lib` first, then whatever LD_PRELOAD already held.
+fn preload_value(lib: &Path) -> OsString {
+    let mut v = OsString::from(lib);
+    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
+        v.push(":");
+        v.push(old);
+    }
+    v
+}
+
+pub fn main(args: &[OsString]) -> i32 {
+    let opts = match parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "statictramp run: {e}\nusage: statictramp run [--strict] [--lib PATH | --no-preload] [--] CMD [ARGS...]"
+            );
+            return EXIT_USAGE;
+        }
+    };
+    let shown = opts.cmd.to_string_lossy().into_owned();
+    let lib = match opts.no_preload {
+        true => None,
+        false => match library::find(opts.lib.as_deref()) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("statictramp run: {e}");
+                return EXIT_OWN_ERROR;
+            }
+        },
+    };
+    let path = match resolve(&opts.cmd) {
+        Ok(p) => p,
+        Err(CmdError::NotFound) => {
+            eprintln!("statictramp run: {shown}: command not found");
+            return EXIT_NOT_FOUND;
+        }
+        Err(CmdError::NotExecutable(p)) => {
+            eprintln!("statictramp run: {}: not executable", p.display());
+            return EXIT_CANNOT_EXEC;
+        }
+    };
+    if let Some(lib) = &lib {
+        if let Err(e @ LibError::Mismatch { .. }) = library::check_compatible(&lib.path, &path) {
+            eprintln!("statictramp run: {e}");
+            return EXIT_OWN_ERROR;
+        }
+    }
+    if opts.strict {
+        match strict::arm() {
+            Ok(armed) => {
+                if let Err(why) = armed.mdwe {
+                    eprintln!(
+                        "statictramp run: note: strict mode without MDWE ({why}); the seccomp filter \
+                         alone refuses writable+executable memory"
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("statictramp run: strict mode unavailable: {e}");
+                return EXIT_OWN_ERROR;
+            }
+        }
+    }
+    let mut command = std::process::Command::new(&path);
+    command.arg0(&opts.cmd).args(&opts.args);
+    if let Some(lib) = &lib {
+        command.env("LD_PRELOAD", preload_value(&lib.path));
+    }
+    let err = command.exec();
+    eprintln!("statictramp run: cannot execute {}: {err}", path.display());
+    match err.raw_os_error() {
+        Some(libc::ENOENT) => EXIT_NOT_FOUND,
+        _ => EXIT_CANNOT_EXEC,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_options_and_command() {
+        let o = parse(&os(&["--strict", "--lib", "/x.so", "--", "ls", "-l"])).unwrap();
+        assert_eq!(
+            o,
+            Options {
+                strict: true,
+                no_preload: false,
+                lib: Some("/x.so".into()),
+                cmd: "ls".into(),
+                args: os(&["-l"])
+            }
+        );
+        let o = parse(&os(&["--lib=/y.so", "echo", "--strict"])).unwrap();
+        assert!(!o.strict);
+        assert_eq!(o.lib, Some("/y.so".into()));
+        assert_eq!(o.args, os(&["--strict"]));
+        let o = parse(&os(&["--", "--strict"])).unwrap();
+        assert_eq!(o.cmd, "--strict");
+    }
+
+    #[test]
+    fn rejects_bad_usage() {
+        assert!(parse(&os(&[])).is_err());
+        assert!(parse(&os(&["--strict"])).is_err());
+        assert!(parse(&os(&["--lib"])).is_err());
+        assert!(
+            parse(&os(&["--bogus", "ls"]))
+                .unwrap_err()
+                .contains("--bogus")
+        );
+        assert!(parse(&os(&["--", ""])).is_err());
+        assert!(parse(&os(&["--no-preload", "--lib", "/x.so", "ls"])).is_err());
+    }
+}
