@@ -1,0 +1,483 @@
+//! Strict W^X mode and the `statictramp` CLI, end to end.
+//!
+//! compat/c/wx_probe.c (built against the system libffi) tries every way of
+//! getting writable+executable or anonymous executable memory, and makes a
+//! libffi closure. Run through `statictramp run --strict`, every way must be
+//! refused, the system libffi's closures must fail (proof that the mode is
+//! strict), and with statictramp preloaded they must work.
+//!
+//! Needs `STATICTRAMP_PRELOAD` (set by scripts/test.sh to the library
+//! scripts/build-preload made), a C compiler and libffi-dev; fails loudly
+//! without them.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const CLI: &str = env!("CARGO_BIN_EXE_statictramp");
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// The preload library, from STATICTRAMP_PRELOAD.
+fn preload() -> PathBuf {
+    let p = std::env::var_os("STATICTRAMP_PRELOAD").expect(
+        "STATICTRAMP_PRELOAD is not set: build the library with scripts/build-preload and \
+         set STATICTRAMP_PRELOAD to its path (scripts/test.sh does both)",
+    );
+    let p = PathBuf::from(p);
+    assert!(
+        p.is_file(),
+        "STATICTRAMP_PRELOAD={} does not exist",
+        p.display()
+    );
+    p
+}
+
+/// `statictramp` with the library named explicitly (the test binary's
+/// directory is not where the CLI looks by default).
+fn cli() -> Command {
+    let mut c = Command::new(CLI);
+    c.env("STATICTRAMP_LIB", preload()).env_remove("LD_PRELOAD");
+    c
+}
+
+/// compat/c/wx_probe.c built against the system libffi, once per test run.
+fn probe() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("compat/c/wx_probe.c");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let exe = dir.join("wx_probe");
+        let tmp = dir.join(format!("wx_probe.{}", std::process::id()));
+        let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+        let out = output(Command::new(&cc).args(["-O1", "-Wall", "-o"]).arg(&tmp).arg(&src).arg("-lffi"));
+        assert!(
+            out.status.success(),
+            "compiling {} with {cc:?} failed (is libffi-dev installed? scripts/test.sh installs it)\n{}",
+            src.display(),
+            text(&out.stderr)
+        );
+        std::fs::rename(&tmp, &exe).expect("rename wx_probe");
+        exe
+    })
+}
+
+/// Parses wx_probe's `<name> allowed|refused <errno>` lines (a line may
+/// start with other output: the test harness's, under a prefilter).
+fn results(out: &Output) -> BTreeMap<String, String> {
+    let mut r = BTreeMap::new();
+    for line in text(&out.stdout).lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if let Some(i) = w.iter().position(|t| *t == "allowed" || *t == "refused") {
+            if i > 0 {
+                r.insert(w[i - 1].to_string(), w[i..].join(" "));
+            }
+        }
+    }
+    r
+}
+
+/// Ways that must be refused under strict mode.
+const FORBIDDEN: &[&str] = &[
+    "mmap-anon-rx",
+    "mmap-anon-rwx",
+    "mprotect-rw-to-rx",
+    "pkey-mprotect-rw-to-rx",
+    "memfd-shared-rx",
+    "memfd-shared-validate-rx",
+    "memfd-private-rwx",
+    "file-private-rwx",
+    "shmat-exec",
+    "personality-read-implies-exec",
+    #[cfg(target_arch = "x86_64")]
+    "i386-mmap2-anon-rx",
+    #[cfg(target_arch = "x86_64")]
+    "i386-mprotect-rx",
+    #[cfg(target_arch = "x86_64")]
+    "i386-old-mmap",
+    #[cfg(target_arch = "x86_64")]
+    "i386-ipc-shmat-exec",
+    #[cfg(target_arch = "x86_64")]
+    "x32-mmap-anon-rx",
+];
+
+/// Ways that must stay open (programs and the dynamic loader need them).
+const ALLOWED: &[&str] = &[
+    "file-private-rx",
+    "anon-rw",
+    "shmat-rw",
+    "personality-query",
+];
+
+fn assert_strict(r: &BTreeMap<String, String>, how: &str) {
+    for name in FORBIDDEN {
+        assert_eq!(
+            r.get(*name).map(String::as_str),
+            Some("refused EPERM"),
+            "{how}: {name}; all: {r:#?}"
+        );
+    }
+    for name in ALLOWED {
+        assert_eq!(
+            r.get(*name).map(String::as_str),
+            Some("allowed"),
+            "{how}: {name}; all: {r:#?}"
+        );
+    }
+}
+
+#[test]
+fn without_strict_mode_the_probe_gets_wx_memory() {
+    // The control: shows the probe really makes each attempt (on a machine
+    // that already forbids W+X this would fail, and say so).
+    let out = output(Command::new(probe()).arg("wx"));
+    assert!(out.status.success());
+    let r = results(&out);
+    for name in [
+        "mmap-anon-rx",
+        "mmap-anon-rwx",
+        "mprotect-rw-to-rx",
+        "memfd-shared-rx",
+        "shmat-exec",
+    ] {
+        assert_eq!(
+            r.get(name).map(String::as_str),
+            Some("allowed"),
+            "{name} (does this machine already forbid W+X?)"
+        );
+    }
+    for name in ALLOWED {
+        assert_eq!(r.get(*name).map(String::as_str), Some("allowed"), "{name}");
+    }
+}
+
+#[test]
+fn strict_mode_refuses_every_way_to_wx_memory() {
+    let out = output(
+        cli()
+            .args(["run", "--strict", "--no-preload", "--"])
+            .arg(probe())
+            .arg("wx"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_strict(&results(&out), "strict, no preload");
+    // And the same with statictramp loaded into the process.
+    let out = output(cli().args(["run", "--strict", "--"]).arg(probe()).arg("wx"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_strict(&results(&out), "strict + preload");
+}
+
+#[test]
+fn system_libffi_closures_fail_in_strict_mode_and_ours_work() {
+    let run = |args: &[&str]| {
+        let out = output(cli().args(args).arg(probe()).arg("closure"));
+        (
+            out.status.code(),
+            text(&out.stdout).trim().to_string(),
+            text(&out.stderr),
+        )
+    };
+    // Control: the system libffi alone makes working closures.
+    let out = output(Command::new(probe()).arg("closure"));
+    assert_eq!(text(&out.stdout).trim(), "closure ok 1042 1073");
+    // Strict mode without statictramp: libffi cannot get W+X memory.
+    let (code, stdout, stderr) = run(&["run", "--strict", "--no-preload", "--"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(3), "closure alloc-failed"),
+        "{stderr}"
+    );
+    // Strict mode with statictramp preloaded: the same program works.
+    let (code, stdout, stderr) = run(&["run", "--strict", "--"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(0), "closure ok 1042 1073"),
+        "{stderr}"
+    );
+    // And preloaded without strict mode.
+    let (code, stdout, stderr) = run(&["run", "--"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(0), "closure ok 1042 1073"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn python_ctypes_callbacks_need_statictramp_in_strict_mode() {
+    let script = "import ctypes\n\
+                  f = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 3)\n\
+                  print(f(14))\n";
+    let py = |args: &[&str]| output(cli().args(args).args(["python3", "-c", script]));
+    let out = py(&["run", "--strict", "--no-preload", "--"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("MemoryError"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = py(&["run", "--strict", "--"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "42");
+}
+
+#[test]
+fn run_passes_exit_status_and_signals_through() {
+    let out = output(cli().args(["run", "--", "sh", "-c", "exit 7"]));
+    assert_eq!(out.status.code(), Some(7));
+    let out = output(cli().args(["run", "--strict", "--", "sh", "-c", "kill -SEGV $$"]));
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV));
+    // The command's arguments are its own, even ones that look like ours.
+    let out = output(cli().args(["run", "echo", "--strict", "--lib", "x"]));
+    assert_eq!(text(&out.stdout), "--strict --lib x\n");
+    // LD_PRELOAD: ours first, then what was there.
+    let out = output(
+        cli()
+            .env("LD_PRELOAD", "")
+            .args(["run", "sh", "-c", "echo $LD_PRELOAD"]),
+    );
+    assert_eq!(
+        text(&out.stdout).trim(),
+        std::fs::canonicalize(preload()).unwrap().to_str().unwrap()
+    );
+}
+
+#[test]
+fn run_errors_are_clear() {
+    let check = |cmd: &mut Command, code: i32, msg: &str| {
+        let out = output(cmd);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(err.contains(msg), "expected {msg:?} in {err:?}");
+    };
+    check(
+        cli().args(["run", "--", "statictramp-no-such-command"]),
+        127,
+        "command not found",
+    );
+    let plain = write_tmp("not-executable", b"#!/bin/sh\nexit 0\n");
+    check(cli().args(["run", "--"]).arg(&plain), 126, "not executable");
+    check(
+        Command::new(CLI)
+            .env("STATICTRAMP_LIB", "/nonexistent/lib.so")
+            .args(["run", "true"]),
+        125,
+        "does not exist",
+    );
+    check(
+        Command::new(CLI)
+            .env("STATICTRAMP_LIB", "/etc/hostname")
+            .args(["run", "true"]),
+        125,
+        "is not an ELF file",
+    );
+    check(cli().args(["run"]), 2, "no command given");
+    check(
+        cli().args(["run", "--frobnicate", "true"]),
+        2,
+        "unknown option",
+    );
+    check(cli().args(["frobnicate"]), 2, "unknown command");
+    check(cli().args(["check", "--frobnicate"]), 2, "unknown argument");
+}
+
+/// A program of the wrong class for the library: the loader would skip the
+/// library silently, so `run` must refuse.
+#[test]
+fn run_refuses_a_library_of_another_architecture() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let fake = dir.join("elf32-i386-program");
+    let mut h = vec![0u8; 64];
+    h[..8].copy_from_slice(b"\x7fELF\x01\x01\x01\0");
+    h[16] = 2; // ET_EXEC
+    h[18] = 3; // EM_386
+    std::fs::write(&fake, &h).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = output(cli().args(["run", "--"]).arg(&fake));
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("32-bit i386 program") && err.contains("64-bit x86_64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_reports_this_machine() {
+    let out = output(cli().args(["check"]));
+    let t = text(&out.stdout);
+    assert!(out.status.success(), "{t}{}", text(&out.stderr));
+    for name in [
+        "page size",
+        "map count",
+        "closure call: unix64",
+        "closure call: win64",
+        "pools",
+        "strict mode",
+    ] {
+        assert!(
+            t.lines().any(|l| l.starts_with(name)),
+            "no {name:?} row in\n{t}"
+        );
+    }
+    assert!(t.ends_with("all checks passed\n"), "{t}");
+    // --json, validated by Python's parser and checked field by field.
+    let out = output(cli().args(["check", "--json"]));
+    assert!(out.status.success());
+    let summary = output(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import json,sys; d=json.load(sys.stdin); \
+                 print(d['ok'], *sorted(c['name'] + '=' + c['status'] for c in d['checks']), sep='\\n')",
+            ])
+            .stdin(std::fs::File::open(write_tmp("check.json", &out.stdout)).unwrap()),
+    );
+    let s = text(&summary.stdout);
+    assert!(
+        summary.status.success(),
+        "invalid JSON: {}",
+        text(&summary.stderr)
+    );
+    assert!(s.starts_with("True\n"), "{s}");
+    for want in [
+        "closure call: unix64=ok",
+        "closure call: win64=ok",
+        "closure call: gnuw64=ok",
+        "pools=ok",
+        "page size=ok",
+    ] {
+        assert!(s.lines().any(|l| l == want), "no {want:?} in {s}");
+    }
+    let strict = s.lines().find(|l| l.starts_with("strict mode=")).unwrap();
+    assert!(
+        strict == "strict mode=ok" || strict == "strict mode=warn",
+        "{s}"
+    );
+}
+
+fn write_tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    let p =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.{name}", std::process::id()));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// Stands in for a restrictive environment when the test binary is
+/// re-executed with `STRICT_TEST_PREFILTER` set: installs a seccomp filter
+/// that makes the kernel look as if it lacked seccomp (`no-seccomp`) or MDWE
+/// (`no-mdwe`), then executes the CLI with the arguments in
+/// `STRICT_TEST_ARGS` (separated by \x1f). Without the variable it does
+/// nothing.
+#[test]
+fn prefilter_child() {
+    use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+    use std::os::unix::process::CommandExt;
+    let Ok(what) = std::env::var("STRICT_TEST_PREFILTER") else {
+        return;
+    };
+    let einval = ScmpAction::Errno(libc::EINVAL);
+    let prctl = ScmpSyscall::from_name("prctl").unwrap();
+    let arg0 = |v: u64| [ScmpArgCompare::new(0, ScmpCompareOp::Equal, v)];
+    let mut f = ScmpFilterContext::new(ScmpAction::Allow).unwrap();
+    // Let the probe's i386 and x32 calls through to the filter under test
+    // (libseccomp kills calls of ABIs a filter does not list).
+    #[cfg(target_arch = "x86_64")]
+    f.add_arch(libseccomp::ScmpArch::X86)
+        .unwrap()
+        .add_arch(libseccomp::ScmpArch::X32)
+        .unwrap();
+    match what.as_str() {
+        "no-seccomp" => {
+            f.add_rule(einval, ScmpSyscall::from_name("seccomp").unwrap())
+                .unwrap();
+            f.add_rule_conditional(einval, prctl, &arg0(libc::PR_SET_SECCOMP as u64))
+                .unwrap();
+        }
+        "no-mdwe" => {
+            f.add_rule_conditional(einval, prctl, &arg0(65)).unwrap(); // PR_SET_MDWE
+            f.add_rule_conditional(einval, prctl, &arg0(66)).unwrap(); // PR_GET_MDWE
+        }
+        other => panic!("unknown STRICT_TEST_PREFILTER {other}"),
+    }
+    f.load().unwrap();
+    let args = std::env::var("STRICT_TEST_ARGS").unwrap();
+    let err = Command::new(CLI)
+        .args(args.split('\x1f'))
+        .env_remove("STRICT_TEST_PREFILTER")
+        .exec();
+    panic!("exec {CLI}: {err}");
+}
+
+fn under_prefilter(what: &str, args: &[&str]) -> Output {
+    output(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "prefilter_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("STRICT_TEST_PREFILTER", what)
+            .env("STRICT_TEST_ARGS", args.join("\x1f"))
+            .env("STATICTRAMP_LIB", preload()),
+    )
+}
+
+#[test]
+fn strict_mode_unavailable_is_an_error_that_says_why() {
+    let out = under_prefilter("no-seccomp", &["run", "--strict", "--", "true"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("strict mode unavailable") && err.contains("seccomp"),
+        "{err}"
+    );
+    // `check` reports it as a failure, with the reason.
+    let out = under_prefilter("no-seccomp", &["check"]);
+    let t = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("strict mode"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(row.contains("FAIL") && row.contains("unavailable"), "{row}");
+}
+
+#[test]
+fn without_mdwe_the_seccomp_filter_alone_still_refuses() {
+    let probe = probe().to_str().unwrap().to_string();
+    let out = under_prefilter(
+        "no-mdwe",
+        &["run", "--strict", "--no-preload", "--", &probe, "wx"],
+    );
+    assert!(
+        out.status.success(),
+        "{:?} {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("strict mode without MDWE"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_strict(&results(&out), "strict without MDWE");
+    let out = under_prefilter("no-mdwe", &["check"]);
+    let t = text(&out.stdout);
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("strict mode"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(row.contains("warn") && row.contains("mdwe: off"), "{row}");
+}
