@@ -248,3 +248,22 @@ print(
     f"{qsort_closures} closures ({len(served)} long-lived closures checked with "
     f"statictramp_owns_code)"
 )
+
+
+def seccomp_mode():
+    """The Seccomp: field of /proc/self/status (2 = filtered), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Seccomp:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+if seccomp_mode() == 2:
+    print(
+        "qsort_demo: this process runs under a seccomp filter (statictramp run "
+        "--strict: no writable+executable or anonymous executable memory)"
+    )
