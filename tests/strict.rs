@@ -481,3 +481,34 @@ fn without_mdwe_the_seccomp_filter_alone_still_refuses() {
         .unwrap_or_else(|| panic!("{t}"));
     assert!(row.contains("warn") && row.contains("mdwe: off"), "{row}");
 }
+
+/// execve itself would map an executable stack for such a program, where no
+/// filter sees it; strict mode refuses to start it (directly or as a
+/// script's interpreter), and without --strict it runs.
+#[test]
+fn strict_mode_refuses_programs_that_want_an_executable_stack() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let src = write_tmp("execstack.c", b"int main(void) { return 0; }\n");
+    let exe = dir.join(format!("execstack.{}", std::process::id()));
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let out = output(
+        Command::new(&cc)
+            .args(["-z", "execstack", "-o"])
+            .arg(&exe)
+            .arg(&src),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = output(cli().args(["run", "--strict", "--"]).arg(&exe));
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("asks for an executable stack"),
+        "{}",
+        text(&out.stderr)
+    );
+    let script = write_tmp("execstack.sh", format!("#!{}\n", exe.display()).as_bytes());
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = output(cli().args(["run", "--strict", "--"]).arg(&script));
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    let out = output(cli().args(["run", "--"]).arg(&exe));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -93,6 +93,48 @@ fn parse(head: &[u8]) -> Kind {
     Kind::Elf(Target { bits, machine })
 }
 
+/// Whether the kernel would give the ELF program at `path` an executable
+/// stack (which under strict mode would be a writable+executable mapping
+/// made by execve itself, where no filter can see it): `PT_GNU_STACK` with
+/// `PF_X`, or, for 32-bit programs, no `PT_GNU_STACK` at all (the kernel
+/// then also sets READ_IMPLIES_EXEC). `None` if `path` is not ELF.
+pub fn wants_exec_stack(path: &Path) -> std::io::Result<Option<bool>> {
+    let bytes = std::fs::read(path)?;
+    Ok(exec_stack(&bytes))
+}
+
+fn exec_stack(b: &[u8]) -> Option<bool> {
+    let Kind::Elf(t) = parse(b.get(..20)?) else {
+        return None;
+    };
+    let big = b[5] == 2;
+    let rd = |off: usize, n: usize| -> Option<u64> {
+        let s = b.get(off..off + n)?;
+        let mut v = 0u64;
+        for i in 0..n {
+            let byte = if big { s[i] } else { s[n - 1 - i] };
+            v = (v << 8) | u64::from(byte);
+        }
+        Some(v)
+    };
+    // e_phoff, e_phentsize, e_phnum; p_type at 0, p_flags at 24 (ELF64) or
+    // 4 / 24 (ELF32).
+    let (phoff, phentsize, phnum, flags_at) = if t.bits == 64 {
+        (rd(32, 8)?, rd(54, 2)?, rd(56, 2)?, 4)
+    } else {
+        (rd(28, 4)?, rd(42, 2)?, rd(44, 2)?, 24)
+    };
+    const PT_GNU_STACK: u64 = 0x6474_e551;
+    const PF_X: u64 = 1;
+    for i in 0..phnum {
+        let ph = usize::try_from(phoff + i * phentsize).ok()?;
+        if rd(ph, 4)? == PT_GNU_STACK {
+            return Some(rd(ph + flags_at, 4)? & PF_X != 0);
+        }
+    }
+    Some(t.bits == 32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +161,29 @@ mod tests {
         assert_eq!(parse(b"#!/bin/sh\n"), Kind::Script);
         assert_eq!(parse(b"\x7fELF"), Kind::Other);
         assert_eq!(parse(b"hello world, not a binary"), Kind::Other);
+    }
+
+    #[test]
+    fn reads_pt_gnu_stack() {
+        // ELF64 header + one program header at 64: PT_GNU_STACK, flags RW.
+        let mut b = vec![0u8; 64 + 56];
+        b[..20].copy_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0\x3e\0");
+        b[32] = 64; // e_phoff
+        b[54] = 56; // e_phentsize
+        b[56] = 1; // e_phnum
+        b[64..68].copy_from_slice(&0x6474_e551u32.to_le_bytes());
+        b[68] = 6; // PF_R | PF_W
+        assert_eq!(exec_stack(&b), Some(false));
+        b[68] = 7; // PF_R | PF_W | PF_X
+        assert_eq!(exec_stack(&b), Some(true));
+        b[64] = 1; // PT_LOAD: no PT_GNU_STACK, 64-bit: not executable
+        assert_eq!(exec_stack(&b), Some(false));
+        assert_eq!(exec_stack(b"#!/bin/sh\n"), None);
+        // Truncated program headers: not trusted.
+        b[56] = 2;
+        assert_eq!(exec_stack(&b), None);
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(wants_exec_stack(&exe).unwrap(), Some(false));
     }
 
     #[test]

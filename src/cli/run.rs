@@ -4,6 +4,7 @@
 //! and replaces this process with CMD (execve). Nothing of ours stays between
 //! CMD and its parent, so CMD's exit status and signals are seen unchanged.
 
+use super::elf;
 use super::library::{self, LibError};
 use super::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_OWN_ERROR, EXIT_USAGE};
 use crate::strict;
@@ -101,6 +102,33 @@ fn resolve(cmd: &OsStr) -> Result<PathBuf, CmdError> {
     Err(not_exec.map_or(CmdError::NotFound, CmdError::NotExecutable))
 }
 
+/// The kernel makes an executable stack for some programs during execve,
+/// where no filter can refuse it: strict mode refuses to start them (the
+/// program, or a script's interpreter).
+fn refuse_exec_stack(path: &Path) -> Result<(), String> {
+    let mut prog = path.to_path_buf();
+    if let Ok(elf::Kind::Script) = elf::kind(path) {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+        let interp = line[2..]
+            .split(|b| b.is_ascii_whitespace())
+            .find(|w| !w.is_empty());
+        match interp {
+            Some(i) => prog = PathBuf::from(OsStr::from_bytes(i)),
+            None => return Ok(()),
+        }
+    }
+    match elf::wants_exec_stack(&prog) {
+        Ok(Some(true)) => Err(format!(
+            "{} asks for an executable stack (PT_GNU_STACK with PF_X, or none in a 32-bit \
+             program): execve would give it writable+executable memory that strict mode cannot \
+             refuse; rebuild it with -z noexecstack",
+            prog.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `lib` first, then whatever LD_PRELOAD already held.
 fn preload_value(lib: &Path) -> OsString {
     let mut v = OsString::from(lib);
@@ -150,6 +178,10 @@ pub fn main(args: &[OsString]) -> i32 {
         }
     }
     if opts.strict {
+        if let Err(e) = refuse_exec_stack(&path) {
+            eprintln!("statictramp run: {e}");
+            return EXIT_OWN_ERROR;
+        }
         match strict::arm() {
             Ok(armed) => {
                 if let Err(why) = armed.mdwe {
