@@ -7,7 +7,10 @@
 #   4. cargo clippy --workspace --all-targets -- -D warnings
 #   5. scripts/build-preload (the LD_PRELOAD library, symbol versions checked)
 #   6. cargo test --release --workspace, with STATICTRAMP_PRELOAD set
-#   7. scripts/demo (Python ctypes qsort callbacks under LD_PRELOAD)
+#      (incl. tests/strict.rs: strict W^X mode and the statictramp CLI)
+#   7. scripts/demo (Python ctypes qsort callbacks, `statictramp run --strict`)
+#   8. abi/xcheck (libffi 3.6's ffi_call against our classification)
+#   9. compat/testsuite/run.py: libffi's own closure tests, 5 configurations
 #
 # Every step runs even if an earlier one failed (except when the toolchain
 # or a step's prerequisite is missing), so one run shows all failures; the
@@ -23,7 +26,7 @@ for arg in "$@"; do
     case $arg in
         --fail-fast) fail_fast=1 ;;
         -h | --help)
-            sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) echo "test.sh: unknown argument $arg" >&2; exit 2 ;;
@@ -91,6 +94,8 @@ declare -A packages=(
     [python3]="compat/python/qsort_demo.py (ctypes)"
     [binutils]="nm, readelf: symbol version checks"
     [file]="file: ELF checks in tests/preload.rs"
+    [libseccomp-dev]="strict mode (src/strict.rs): libseccomp builds the seccomp filter"
+    [g++]="C++ tests of libffi's testsuite (unwindtest.cc: exceptions through closures)"
 )
 
 install_packages() {
@@ -180,6 +185,12 @@ step "cargo fmt --all --check" cargo fmt --all --check
 
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 
+# The runner needs the CLI for its strict configurations.
+libffi_testsuite() {
+    cargo build --release --bin statictramp &&
+        python3 compat/testsuite/run.py --preload "$preload_lib" --cli target/release/statictramp
+}
+
 preload_lib=
 build_preload() {
     preload_lib=$(scripts/build-preload) || return 1
@@ -189,9 +200,11 @@ build_preload() {
 if step "build preload library" build_preload; then
     export STATICTRAMP_PRELOAD=$preload_lib
     step "cargo test --release --workspace" cargo test --release --workspace
-    step "demo: Python ctypes qsort under LD_PRELOAD" scripts/demo
+    step "demo: Python ctypes qsort under statictramp run --strict" scripts/demo
     step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
         abi/xcheck/run.sh 3000 "1 2 3"
+    step "libffi testsuite: closure tests, system libffi and 3.6, preload and strict (compat/testsuite)" \
+        libffi_testsuite
 else
     # tests/preload.rs would fail for want of the library: say so once.
     step "cargo test --release --workspace (without the preload library)" \
