@@ -14,7 +14,7 @@
 //!    with `EPERM` — the errno systemd's `MemoryDenyWriteExecute=` uses:
 //!    - `mmap`/`mmap2` with `PROT_EXEC` and `MAP_ANONYMOUS` (anonymous code),
 //!      with `PROT_EXEC` and `MAP_SHARED` (a second, writable view of the same
-//!      pages is always possible), or with `PROT_EXEC|PROT_WRITE`;
+//!      pages is always possible), or with write permission as well;
 //!    - `mprotect`/`pkey_mprotect` with `PROT_EXEC` (a filter cannot see the
 //!      old protection, so every request that includes execute is refused;
 //!      the dynamic loader never makes one for ordinary libraries);
@@ -48,8 +48,9 @@ const PR_MDWE_REFUSE_EXEC_GAIN: libc::c_ulong = 1;
 /// The errno every refused call gets.
 pub const REFUSED_ERRNO: i32 = libc::EPERM;
 
-const PROT_WRITE: u64 = libc::PROT_WRITE as u64;
-const PROT_EXEC: u64 = libc::PROT_EXEC as u64;
+/// Protection bits, named for what the rules refuse.
+const WRITE: u64 = libc::PROT_WRITE as u64;
+const EXEC: u64 = libc::PROT_EXEC as u64;
 const MAP_SHARED: u64 = libc::MAP_SHARED as u64; // also set in MAP_SHARED_VALIDATE
 const MAP_ANONYMOUS: u64 = libc::MAP_ANONYMOUS as u64;
 const SHM_EXEC: u64 = 0o100000; // linux/shm.h
@@ -99,23 +100,23 @@ macro_rules! map_rules {
         [
             rule(
                 $mmap,
-                &[has(2, PROT_EXEC), has(3, MAP_ANONYMOUS)],
+                &[has(2, EXEC), has(3, MAP_ANONYMOUS)],
                 "anonymous executable memory",
             ),
             rule(
                 $mmap,
-                &[has(2, PROT_EXEC), has(3, MAP_SHARED)],
+                &[has(2, EXEC), has(3, MAP_SHARED)],
                 "shared executable mapping (writable alias possible)",
             ),
             rule(
                 $mmap,
-                &[has(2, PROT_EXEC | PROT_WRITE)],
+                &[has(2, EXEC | WRITE)],
                 "writable and executable mapping",
             ),
-            rule("mprotect", &[has(2, PROT_EXEC)], "mprotect adding execute"),
+            rule("mprotect", &[has(2, EXEC)], "mprotect adding execute"),
             rule(
                 "pkey_mprotect",
-                &[has(2, PROT_EXEC)],
+                &[has(2, EXEC)],
                 "pkey_mprotect adding execute",
             ),
             rule(
