@@ -5,8 +5,9 @@
 //! in-image pool (code in the library's .text, data words in its .bss);
 //! the next ones are mapped regions, each `2 * DATA_DIST` bytes of reserved
 //! address space: template copies fill the lower half one after another,
-//! and the data words of those copies sit exactly DATA_DIST above their
-//! slots, so the data half grows as one writable mapping.
+//! and each copy's data words sit DATA_DIST above the copy, 8 bytes apart
+//! (slot j of a copy reads copy + DATA_DIST + 8 j), so the data half grows
+//! as one writable mapping of which only the words are ever touched.
 //!
 //! ```text
 //! region base                       base + DATA_DIST            base + 2*DATA_DIST
@@ -14,7 +15,9 @@
 //! ```
 #![allow(unsafe_code)]
 
-use crate::layout::{DATA_DIST, IMAGE_SLOTS, SLOT, TEMPLATE_ALIGN, TEMPLATE_BYTES, TEMPLATE_SLOTS};
+use crate::layout::{
+    DATA_DIST, DATA_STRIDE, IMAGE_SLOTS, SLOT, TEMPLATE_ALIGN, TEMPLATE_BYTES, TEMPLATE_SLOTS,
+};
 use crate::map;
 use std::collections::VecDeque;
 use std::io;
@@ -70,9 +73,11 @@ impl Slot {
     pub fn data_word(self) -> &'static AtomicPtr<u8> {
         let i = self.0 as usize;
         let addr = if i < IMAGE_SLOTS {
-            image_data() + i * SLOT
+            image_data() + i * DATA_STRIDE
         } else {
-            self.code() + DATA_DIST
+            // Slot j of its copy reads (copy + DATA_DIST + j * DATA_STRIDE).
+            let j = (i - IMAGE_SLOTS) % TEMPLATE_SLOTS;
+            self.code() + DATA_DIST - j * (SLOT - DATA_STRIDE)
         };
         // SAFETY: every slot handed out by `Slots` has its data word in
         // committed read-write memory (the image's .bss or a committed part
@@ -196,8 +201,8 @@ impl Slots {
         let words = data as *mut AtomicPtr<u8>;
         for i in 0..TEMPLATE_SLOTS {
             // SAFETY: `data` was just committed read-write, TEMPLATE_BYTES
-            // long; slot i's word is at i * SLOT.
-            unsafe { (*words.byte_add(i * SLOT)).store(self.sentinel, Ordering::Relaxed) };
+            // long; slot i's word is at i * DATA_STRIDE.
+            unsafe { (*words.byte_add(i * DATA_STRIDE)).store(self.sentinel, Ordering::Relaxed) };
         }
         map::map_template_copy(code).map_err(SlotError::Exhausted)?;
         self.ready += TEMPLATE_SLOTS as u32;

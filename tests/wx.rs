@@ -123,9 +123,13 @@ fn check_wx(batch: &Batch, when: &str) -> usize {
             other => errors.push(format!("closure {i}: record {cl:p} in {other:?}")),
         }
         if !(image.0..image.0 + image.1).contains(&code) {
-            // A mapped template copy: its data word is DATA_DIST above.
+            // A mapped template copy: its data word is in the region's
+            // data half, DATA_DIST above the copy.
             mapped_slots += 1;
-            match find(&maps, code + DATA_DIST) {
+            let handed_out = statictramp::closure::stats().1;
+            let slot = statictramp::table::Slot::from_code(code, handed_out).expect("our slot");
+            let word = slot.data_word() as *const _ as usize;
+            match find(&maps, word) {
                 Some(d) if d.read && d.write && !d.exec && d.inode == 0 => {}
                 other => errors.push(format!("closure {i}: data word of {code:#x} in {other:?}")),
             }
@@ -214,15 +218,16 @@ fn no_writable_executable_memory_with_mapped_pools() {
     first.check_sample();
     check_wx(&first, "in-image pool only");
 
-    let n = 50_000;
+    // Enough for the in-image pool plus three mapped template copies.
+    let n = 2 * statictramp::layout::TEMPLATE_SLOTS + 5000;
     let t = std::time::Instant::now();
     let batch = Batch::new(n);
     println!("allocated and prepared {n} closures in {:?}", t.elapsed());
     batch.check_sample();
     first.check_sample();
-    let code_maps = check_wx(&batch, "50 000 closures");
-    // 50 000 closures beyond the first 1000 need the in-image pool plus at
-    // least three mapped 16 384-slot copies.
+    let code_maps = check_wx(&batch, "70 536 closures");
+    // With the first 1000, these need the in-image pool plus at least three
+    // mapped copies.
     assert!(
         code_maps >= 4,
         "expected code in the image and >= 3 mapped copies, got {code_maps} mappings"
@@ -381,7 +386,8 @@ fn code_pages_when_started_through_the_dynamic_loader() {
 fn no_writable_executable_memory_memfd_source() {
     // The same checks with the template copies mapped from the sealed memfd.
     if is_child("memfd_source") {
-        let b = Batch::new(IMAGE_SLOTS + 40_000);
+        // Enough for three template copies.
+        let b = Batch::new(IMAGE_SLOTS + 2 * statictramp::layout::TEMPLATE_SLOTS + 1000);
         b.check_sample();
         let maps = maps();
         let memfd_code = maps

@@ -9,17 +9,25 @@
  */
 
 /* ---- trampoline slots ------------------------------------------------- */
-/* Bytes per code slot; the slot's data word (16 bytes of data per slot) is
- * at the same offset in the data area. */
+/* Bytes per code slot. */
 #define SLOT_SIZE 16
+/* Bytes per data word: slot i of a table reads the word at
+ * (table's data base + i * DATA_STRIDE), so a live closure costs 16 bytes of
+ * code and 8 of data. */
+#define DATA_STRIDE 8
 /* Slots in the in-image pool (code in .text, data words in .bss). */
 #define IMAGE_SLOTS 1024
 /* Slots in the mappable template; its size (SLOT_SIZE * TEMPLATE_SLOTS =
- * 256 KiB) is a multiple of the largest page size we support (64 KiB). */
-#define TEMPLATE_SLOTS 16384
+ * 512 KiB) is a multiple of the largest page size we support (64 KiB).
+ * Each mapped copy is one VMA: 32 Ki slots per VMA keeps 16 M live closures
+ * at ~31 VMAs per million, far inside vm.max_map_count (65530). */
+#define TEMPLATE_SLOTS 32768
 #define TEMPLATE_ALIGN 65536
-/* Distance from a mapped code slot to its data word: 256 MiB. A mapped
- * region is [code copies: DATA_DIST bytes][data: DATA_DIST bytes]. */
+/* Distance from a mapped template copy to its data words: 256 MiB. A mapped
+ * region is [code copies: DATA_DIST bytes][data: DATA_DIST bytes]; copy k's
+ * data words fill the first TEMPLATE_SLOTS * DATA_STRIDE bytes of its
+ * TEMPLATE_BYTES-sized data chunk (the rest is committed, never touched,
+ * never resident), so slot i of a copy reads (copy + DATA_DIST + 8 i). */
 #define DATA_DIST 268435456
 
 /* ---- closure header: the first bytes of ffi_closure.tramp[32] --------- */

@@ -15,11 +15,13 @@
  * Two tables with identical slot code but different data addressing:
  *
  * statictramp_image_table: IMAGE_SLOTS slots whose data words are in .bss
- *   (statictramp_image_data, 16 bytes per slot, addressed by label). These
+ *   (statictramp_image_data, DATA_STRIDE bytes per slot, addressed by label). These
  *   serve the first closures with no mmap, no file and no /proc.
  *
  * statictramp_template: TEMPLATE_SLOTS slots, TEMPLATE_ALIGN-aligned, never
- *   executed in place. Slot i reads the word at (its own address + DATA_DIST);
+ *   executed in place. Slot i reads the word at (template start + DATA_DIST +
+ *   i * DATA_STRIDE), i.e. (its own address + DATA_DIST - i * (SLOT_SIZE -
+ *   DATA_STRIDE)): data words are packed 8 bytes apart, not 16;
  *   the runtime maps copies of these pages (from the library file or a
  *   sealed memfd, never a writable alias) inside a reserved region whose
  *   data half lies DATA_DIST above. Position independent: no relocations.
@@ -46,7 +48,7 @@
 statictramp_image_table:
 	.set	slot_index, 0
 	.rept	IMAGE_SLOTS
-	SLOT	(statictramp_image_data + slot_index * SLOT_SIZE)
+	SLOT	(statictramp_image_data + slot_index * DATA_STRIDE)
 	.set	slot_index, slot_index + 1
 	.endr
 	.size	statictramp_image_table, . - statictramp_image_table
@@ -57,9 +59,11 @@ statictramp_image_table:
 	.hidden	statictramp_template
 	.type	statictramp_template, @object
 statictramp_template:
+	.set	slot_index, 0
 	.rept	TEMPLATE_SLOTS
-	/* 0b is this slot's first byte: its data word is DATA_DIST above it. */
-	SLOT	(0b + DATA_DIST)
+	/* Relative to the template's own start, so copies work anywhere. */
+	SLOT	(statictramp_template + DATA_DIST + slot_index * DATA_STRIDE)
+	.set	slot_index, slot_index + 1
 	.endr
 	.if (. - statictramp_template) != TEMPLATE_SLOTS * SLOT_SIZE
 	.error "template size"
@@ -72,7 +76,7 @@ statictramp_template:
 	.hidden	statictramp_image_data
 	.type	statictramp_image_data, @object
 statictramp_image_data:
-	.zero	IMAGE_SLOTS * SLOT_SIZE
+	.zero	IMAGE_SLOTS * DATA_STRIDE
 	.size	statictramp_image_data, . - statictramp_image_data
 
 GNU_STACK
