@@ -19,7 +19,8 @@ use crate::layout::{
 };
 use crate::plan::{self, Compiled};
 use crate::slab::{self, Slab};
-use crate::table::{Slot, SlotError, Slots};
+use crate::table::{self, Slot, SlotError, Slots};
+use crate::thread_cache::{self, Pair};
 use std::collections::HashMap;
 use std::mem::offset_of;
 use std::os::raw::c_void;
@@ -98,12 +99,16 @@ fn state() -> MutexGuard<'static, Alloc> {
         .get_or_init(|| {
             FREED.entry.store(trap_entry(), Ordering::Release);
             Mutex::new(Alloc {
-                slots: Slots::new((&raw const FREED).cast_mut().cast()),
+                slots: Slots::new(freed_header()),
                 slab: Slab::new(),
             })
         })
         .lock()
         .unwrap_or_else(|e| e.into_inner())
+}
+
+fn freed_header() -> *mut u8 {
+    (&raw const FREED).cast_mut().cast()
 }
 
 /// Why `alloc` failed.
@@ -117,25 +122,69 @@ pub enum AllocError {
     Records(std::io::Error),
 }
 
+impl Alloc {
+    /// A slot and a record of `class`, or neither.
+    fn pair(&mut self, class: u32) -> Result<Pair, AllocError> {
+        let slot = self.slots.take().map_err(AllocError::Slots)?;
+        match self.slab.alloc(class) {
+            Ok(rec) => Ok(Pair { slot, rec }),
+            Err(e) => {
+                self.slots.give_back(slot);
+                Err(AllocError::Records(e))
+            }
+        }
+    }
+
+    fn give_back(&mut self, p: Pair, class: u32) {
+        self.slots.give_back(p.slot);
+        self.slab.free(p.rec, class);
+    }
+}
+
+/// Fills a thread cache with up to BATCH fresh class-0 pairs (at least one,
+/// or the error).
+fn refill(fresh: &mut Vec<Pair>) -> Result<(), AllocError> {
+    let mut st = state();
+    for i in 0..thread_cache::BATCH {
+        match st.pair(0) {
+            Ok(p) => fresh.push(p),
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Gives class-0 pairs back to the global allocator (a thread's hoard, or
+/// its whole cache when it exits). Their data words already hold FREED.
+pub(crate) fn return_pairs(pairs: &[Pair]) {
+    if pairs.is_empty() {
+        return;
+    }
+    let mut st = state();
+    for &p in pairs {
+        st.give_back(p, 0);
+    }
+}
+
 /// Allocates a record of at least `size` bytes and a trampoline slot for it.
 /// Returns (record, code address). Before prep, calling the code aborts with
-/// a diagnostic.
+/// a diagnostic. An `ffi_closure`-sized record comes from this thread's
+/// cache without a lock.
 pub fn alloc(size: usize) -> Result<(*mut FfiClosure, usize), AllocError> {
-    // libffi hands out memory for any size, including 0; a record is never
-    // smaller than an ffi_closure, so `size` only matters when larger.
-    let class = slab::class_of(size.max(CLOSURE_SIZE)).ok_or(AllocError::TooLarge(size))?;
-    let mut st = state();
-    let slot = st.slots.take().map_err(AllocError::Slots)?;
-    let rec = match st.slab.alloc(class) {
-        Ok(r) => r,
-        Err(e) => {
-            st.slots.give_back(slot);
-            return Err(AllocError::Records(e));
-        }
+    let class = slab::class_of(size).ok_or(AllocError::TooLarge(size))?;
+    let pair = match class {
+        0 => match thread_cache::take(refill) {
+            Some(r) => r?,
+            None => state().pair(0)?,
+        },
+        _ => state().pair(class)?,
     };
+    let Pair { slot, rec } = pair;
     let c = rec as *mut FfiClosure;
-    // SAFETY: `rec` is a fresh record of at least CLOSURE_SIZE writable
-    // bytes, 64-byte aligned, that nothing else references.
+    // SAFETY: `rec` is a record of at least CLOSURE_SIZE writable, 8-byte
+    // aligned bytes that nothing else references (fresh, or freed and
+    // quarantined: its slot's data word points at FREED, not at it).
     unsafe {
         let h = c as *mut Header;
         h.write(Header {
@@ -150,6 +199,7 @@ pub fn alloc(size: usize) -> Result<(*mut FfiClosure, usize), AllocError> {
         (*c).user_data = ptr::null_mut();
     }
     slot.data_word().store(rec as *mut u8, Ordering::Release);
+    thread_cache::count(1);
     Ok((c, slot.code()))
 }
 
@@ -166,21 +216,24 @@ pub enum Owner {
     Foreign,
 }
 
-fn owner_locked(st: &Alloc, p: usize) -> Owner {
-    if !st.slab.contains(p) {
+/// Classifies a pointer a C caller handed us. Takes no lock: the arena's
+/// range and the number of slots handed out only grow.
+pub fn owner(p: *const c_void) -> Owner {
+    let p = p as usize;
+    if !slab::contains(p, HDR_SIZE) {
         return Owner::Foreign;
     }
-    // SAFETY: `p` lies in the record arena, which is committed read-write
-    // and never unmapped, and records are at least 32-byte aligned, so the
-    // header words are readable (possibly garbage if `p` is an interior
-    // pointer; the data-word check below catches that).
+    // SAFETY: [p, p + HDR_SIZE) lies in the record arena, which is committed
+    // read-write and never unmapped; the words are atomics, so reading a
+    // record another thread is writing is defined (possibly garbage if `p`
+    // is an interior pointer: the data-word check below catches that).
     let h = unsafe { &*(p as *const Header) };
     let meta = h.meta.load(Ordering::Acquire);
     let slot = Slot(h.slot.load(Ordering::Acquire));
     if meta >> 8 == MAGIC_FREED {
         return Owner::Freed;
     }
-    if meta >> 8 != MAGIC_LIVE || p % 64 != 0 || slot.0 >= st.slots.handed_out() {
+    if meta >> 8 != MAGIC_LIVE || p % 8 != 0 || slot.0 >= table::handed_out() {
         return Owner::Corrupt;
     }
     if slot.data_word().load(Ordering::Acquire) as usize != p {
@@ -189,28 +242,40 @@ fn owner_locked(st: &Alloc, p: usize) -> Owner {
     Owner::Live(slot)
 }
 
-/// Classifies a pointer a C caller handed us.
-pub fn owner(p: *const c_void) -> Owner {
-    owner_locked(&state(), p as usize)
-}
-
 /// Frees a record: its slot's data word goes back to the freed sentinel
 /// first, so calls through the stale code pointer trap until the slot is
-/// reused.
+/// reused. Two frees of one record race safely: exactly one wins, the other
+/// sees `Freed`.
 pub fn free(p: *mut c_void) -> Owner {
-    let mut st = state();
-    let o = owner_locked(&st, p as usize);
-    if let Owner::Live(slot) = o {
-        slot.data_word()
-            .store((&raw const FREED).cast_mut().cast(), Ordering::Release);
-        // SAFETY: `p` is a live record (checked above), so its header is ours.
-        let h = unsafe { &*(p as *const Header) };
-        let class = h.meta.load(Ordering::Relaxed) & 0xff;
-        h.entry.store(trap_entry(), Ordering::Release);
-        h.plan.store(ptr::null_mut(), Ordering::Release);
-        h.meta.store(MAGIC_FREED << 8 | class, Ordering::Release);
-        st.slots.give_back(slot);
-        st.slab.free(p as usize, class);
+    let o = owner(p);
+    let Owner::Live(slot) = o else { return o };
+    // SAFETY: `p` was a live record (checked above), so its header is ours.
+    let h = unsafe { &*(p as *const Header) };
+    let meta = h.meta.load(Ordering::Acquire);
+    let class = meta & 0xff;
+    if h.meta
+        .compare_exchange(
+            meta,
+            MAGIC_FREED << 8 | class,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        return Owner::Freed;
+    }
+    slot.data_word().store(freed_header(), Ordering::Release);
+    h.entry.store(trap_entry(), Ordering::Release);
+    h.plan.store(ptr::null_mut(), Ordering::Release);
+    thread_cache::count(-1);
+    let pair = Pair {
+        slot,
+        rec: p as usize,
+    };
+    if class != 0 {
+        state().give_back(pair, class);
+    } else if let Err(pair) = thread_cache::give(pair, return_pairs) {
+        state().give_back(pair, 0);
     }
     o
 }
@@ -370,18 +435,15 @@ pub unsafe fn prep_signature(
 
 /// Live closures and slots ever handed out (for `statictramp check` and tests).
 pub fn stats() -> (usize, u32) {
-    let st = state();
-    (st.slots.live(), st.slots.handed_out())
+    (thread_cache::live(), table::handed_out())
 }
 
 /// Whether `code` is the code address of a live closure of ours.
 pub fn owns_code(code: usize) -> bool {
-    let st = state();
-    match Slot::from_code(code, st.slots.handed_out()) {
+    match Slot::from_code(code, table::handed_out()) {
         Some(slot) => {
-            let rec = slot.data_word().load(Ordering::Acquire) as usize;
-            rec != (&raw const FREED) as usize
-                && matches!(owner_locked(&st, rec), Owner::Live(s) if s == slot)
+            let rec = slot.data_word().load(Ordering::Acquire);
+            rec != freed_header() && matches!(owner(rec.cast()), Owner::Live(s) if s == slot)
         }
         None => false,
     }

@@ -28,6 +28,7 @@ mod raw;
 mod rust_api;
 mod slab;
 pub mod table;
+mod thread_cache;
 
 #[cfg(feature = "capi")]
 pub mod capi;

@@ -2,21 +2,64 @@
 //!
 //! Records come from one reserved address range, committed read-write in
 //! chunks and never returned to the system, so that (a) "is this pointer
-//! ours?" is a range check, and (b) reading the header of a freed record
-//! (to diagnose a double free) never touches unmapped memory. Sizes are
-//! rounded up to a power-of-two class (64 B .. 16 MiB); each class has a
-//! free list.
+//! ours?" is a range check that needs no lock ([`contains`]), and (b)
+//! reading the header of a freed record (to diagnose a double free) never
+//! touches unmapped memory.
+//!
+//! Size classes: class 0 is exactly an `ffi_closure` (56 bytes, 8-byte
+//! aligned) — what nearly every client asks for, and the one the per-thread
+//! caches serve — then powers of two from 64 bytes to 16 MiB, each aligned
+//! to its size (at most a page). Each class has a free list.
 #![allow(unsafe_code)]
 
+use crate::layout::CLOSURE_SIZE;
 use crate::map;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Smallest class: 2^6 = 64 bytes (an `ffi_closure` is 56).
-pub const MIN_CLASS: u32 = 6;
-/// Largest class: 2^24 = 16 MiB; larger requests fail with ENOMEM.
-pub const MAX_CLASS: u32 = 24;
+/// Number of size classes: 56 B, then 2^6 .. 2^24.
+pub const CLASSES: usize = 20;
+/// Largest record: 16 MiB; larger requests fail with ENOMEM.
+pub const MAX_SIZE: usize = 1 << 24;
 /// Bytes committed at a time.
 const CHUNK: usize = 1 << 21;
+
+/// Bytes of a record of class `class`.
+pub const fn class_size(class: u32) -> usize {
+    if class == 0 {
+        CLOSURE_SIZE
+    } else {
+        1 << (class + 5)
+    }
+}
+
+/// The size class for a request of `size` bytes, if we serve that size.
+pub fn class_of(size: usize) -> Option<u32> {
+    if size <= CLOSURE_SIZE {
+        return Some(0);
+    }
+    if size > MAX_SIZE {
+        return None;
+    }
+    // 57..=64 -> 1 (64 B), 65..=128 -> 2, ...
+    Some(size.next_power_of_two().trailing_zeros() - 5)
+}
+
+/// The arena's address range and how much of it is handed out, readable
+/// without the allocator's lock (base and length are set once; `USED` only
+/// grows, and is published after the record it covers is committed).
+static BASE: AtomicUsize = AtomicUsize::new(0);
+static USED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether `[p, p + len)` lies inside the arena's handed-out part: the
+/// bytes are committed read-write and stay mapped for the process's life.
+pub fn contains(p: usize, len: usize) -> bool {
+    let base = BASE.load(Ordering::Acquire);
+    base != 0
+        && p >= base
+        && p.checked_add(len)
+            .is_some_and(|end| end <= base + USED.load(Ordering::Acquire))
+}
 
 /// The record arena.
 pub struct Slab {
@@ -26,17 +69,7 @@ pub struct Slab {
     used: usize,
     /// Bytes committed read-write from the start of the range.
     committed: usize,
-    free: [Vec<usize>; (MAX_CLASS - MIN_CLASS + 1) as usize],
-}
-
-/// The size class for a request of `size` bytes, if we serve that size.
-pub fn class_of(size: usize) -> Option<u32> {
-    let c = size
-        .max(1)
-        .checked_next_power_of_two()?
-        .trailing_zeros()
-        .max(MIN_CLASS);
-    (c <= MAX_CLASS).then_some(c)
+    free: [Vec<usize>; CLASSES],
 }
 
 impl Slab {
@@ -46,29 +79,23 @@ impl Slab {
             len: 0,
             used: 0,
             committed: 0,
-            free: [const { Vec::new() }; (MAX_CLASS - MIN_CLASS + 1) as usize],
+            free: [const { Vec::new() }; CLASSES],
         }
     }
 
-    /// Whether `p` lies inside the arena's handed-out part.
-    pub fn contains(&self, p: usize) -> bool {
-        p >= self.base && p < self.base + self.used
-    }
-
-    /// A record of class `class`, aligned to its size (at most 4096);
-    /// contents unspecified, as malloc's are.
+    /// A record of class `class`; contents unspecified, as malloc's are.
     pub fn alloc(&mut self, class: u32) -> io::Result<usize> {
-        let list = &mut self.free[(class - MIN_CLASS) as usize];
-        if let Some(p) = list.pop() {
+        if let Some(p) = self.free[class as usize].pop() {
             return Ok(p);
         }
         if self.base == 0 {
             self.reserve()?;
         }
-        let size = 1usize << class;
-        // Classes are powers of two, so aligning the bump pointer to the
-        // size keeps every record naturally aligned (and 16-byte aligned).
-        let start = self.used.next_multiple_of(size.min(4096));
+        let size = class_size(class);
+        // Power-of-two classes are aligned to their size (up to a page), so
+        // a larger record is as aligned as malloc's; class 0 needs 8.
+        let align = if class == 0 { 8 } else { size.min(4096) };
+        let start = self.used.next_multiple_of(align);
         let end = start + size;
         if end > self.len {
             return Err(io::Error::from_raw_os_error(libc::ENOMEM));
@@ -81,12 +108,13 @@ impl Slab {
             self.committed += n;
         }
         self.used = end;
+        USED.store(end, Ordering::Release);
         Ok(self.base + start)
     }
 
     /// Returns a record to its class's free list.
     pub fn free(&mut self, p: usize, class: u32) {
-        self.free[(class - MIN_CLASS) as usize].push(p);
+        self.free[class as usize].push(p);
     }
 
     /// Reserves the arena: 64 GiB of address space where it is free. Under
@@ -113,6 +141,30 @@ impl Slab {
         };
         self.base = base;
         self.len = len;
+        BASE.store(base, Ordering::Release);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert_eq!(class_of(0), Some(0));
+        assert_eq!(class_of(CLOSURE_SIZE), Some(0));
+        assert_eq!(class_of(CLOSURE_SIZE + 1), Some(1));
+        assert_eq!(class_size(1), 64);
+        assert_eq!(class_of(65), Some(2));
+        assert_eq!(class_size(2), 128);
+        assert_eq!(class_of(MAX_SIZE), Some(CLASSES as u32 - 1));
+        assert_eq!(class_size(CLASSES as u32 - 1), MAX_SIZE);
+        assert_eq!(class_of(MAX_SIZE + 1), None);
+        for s in [1, 56, 57, 100, 4096, 5000, 1 << 20] {
+            let c = class_of(s).unwrap();
+            assert!(class_size(c) >= s, "{s}");
+            assert!(c == 0 || class_size(c) < 2 * s.max(33), "{s}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use crate::layout::{
 use crate::map;
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 unsafe extern "C" {
     static statictramp_image_table: u8;
@@ -43,6 +43,14 @@ pub const MAX_REGIONS: usize = 64;
 /// Base addresses of mapped regions, published once each is reserved;
 /// read without locks to map a code address back to its slot.
 static REGIONS: [AtomicUsize; MAX_REGIONS] = [const { AtomicUsize::new(0) }; MAX_REGIONS];
+
+/// Slots ever handed out, published for lock-free lookups (it only grows).
+static HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+
+/// Slots ever handed out: every index below is a real, mapped slot.
+pub fn handed_out() -> u32 {
+    HANDED_OUT.load(Ordering::Acquire)
+}
 
 /// A trampoline slot: its global index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +178,7 @@ impl Slots {
         }
         let s = Slot(self.next);
         self.next += 1;
+        HANDED_OUT.store(self.next, Ordering::Release);
         Ok(s)
     }
 

@@ -729,11 +729,19 @@ fn prep_on_freed_record_is_bad_argtype() {
             FFI_BAD_ARGTYPE
         );
         assert_eq!(capi::statictramp_owns_code(code), 0);
-        // The record comes back on the next allocation and works again; the
-        // slot does not: it waits in the quarantine, so the stale code
-        // pointer keeps trapping.
+        // Neither the record nor the slot comes back on the next
+        // allocation: they wait in the quarantine together, so the stale
+        // code pointer keeps trapping and the stale record keeps reading as
+        // freed.
         let (cl2, code2) = alloc(0).expect("alloc");
-        assert_eq!(cl2, cl, "freed record is reused first");
+        assert_ne!(
+            cl2, cl,
+            "freed record must be quarantined, not reused at once"
+        );
+        assert_eq!(
+            prep(cl, cif, h(add_plus_ud), null_mut(), code),
+            FFI_BAD_ARGTYPE
+        );
         assert_ne!(
             code2, code,
             "freed slot must be quarantined, not reused at once"

@@ -1,0 +1,141 @@
+//! Per-thread caches of (trampoline slot, record) pairs, so that the common
+//! `ffi_closure_alloc` / `ffi_closure_free` of an `ffi_closure`-sized record
+//! take no lock and make no system call.
+//!
+//! A thread takes fresh pairs from the global allocator in batches of
+//! [`BATCH`] (one lock per batch) and keeps the pairs it frees in a FIFO
+//! queue. A freed pair is reused only while more than [`QUARANTINE`] freed
+//! pairs wait behind it, so a stale code pointer keeps hitting the
+//! freed-slot sentinel for at least that many further frees on this thread
+//! (the global allocator keeps the same rule across threads). A thread that
+//! hoards more than [`HOARD`] freed pairs gives a batch back; a thread that
+//! exits gives everything back.
+//!
+//! Live-closure counts are kept per thread (a plain store, no atomic
+//! read-modify-write on a shared cache line) and summed on demand.
+
+use crate::table::{QUARANTINE, Slot};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+/// Pairs fetched from, or returned to, the global allocator at once.
+pub const BATCH: usize = 32;
+/// Freed pairs a thread keeps before returning a batch.
+pub const HOARD: usize = QUARANTINE + 4 * BATCH;
+
+/// A trampoline slot and the class-0 record it serves.
+#[derive(Clone, Copy, Debug)]
+pub struct Pair {
+    pub slot: Slot,
+    pub rec: usize,
+}
+
+struct Cache {
+    fresh: Vec<Pair>,
+    freed: VecDeque<Pair>,
+    /// This thread's closures allocated minus freed (any class).
+    live: Option<&'static AtomicIsize>,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        let pairs: Vec<Pair> = self.fresh.drain(..).chain(self.freed.drain(..)).collect();
+        crate::closure::return_pairs(&pairs);
+        if let Some(c) = self.live.take() {
+            retire_counter(c);
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = const {
+        RefCell::new(Cache { fresh: Vec::new(), freed: VecDeque::new(), live: None })
+    };
+}
+
+/// Runs `f` on this thread's cache; `None` if the cache cannot be used
+/// (the thread is exiting, or we are re-entered, e.g. from a signal
+/// handler): the caller then takes the global path.
+fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
+    CACHE
+        .try_with(|c| c.try_borrow_mut().ok().map(|mut c| f(&mut c)))
+        .ok()
+        .flatten()
+}
+
+/// A pair for a new closure: a quarantined freed one, a fresh one, or a
+/// batch from `refill` (called with the thread's fresh list, to push onto).
+/// `None`: no cache here (see [`with`]). `Some(Err)`: refill failed.
+pub fn take<E>(refill: impl FnOnce(&mut Vec<Pair>) -> Result<(), E>) -> Option<Result<Pair, E>> {
+    with(|c| {
+        if c.freed.len() > QUARANTINE {
+            if let Some(p) = c.freed.pop_front() {
+                return Ok(p);
+            }
+        }
+        if c.fresh.is_empty() {
+            if let Err(e) = refill(&mut c.fresh) {
+                // Out of memory: the quarantine yields before we fail.
+                return c.freed.pop_front().ok_or(e);
+            }
+        }
+        // A successful refill pushed at least one pair.
+        Ok(c.fresh.pop().expect("refill produced a pair"))
+    })
+}
+
+/// Keeps a freed pair. Returns it back if there is no cache here; hands a
+/// batch of the oldest to `spill` when the thread hoards too many.
+pub fn give(p: Pair, spill: impl FnOnce(&[Pair])) -> Result<(), Pair> {
+    with(|c| {
+        c.freed.push_back(p);
+        if c.freed.len() > HOARD {
+            let batch: Vec<Pair> = c.freed.drain(..BATCH).collect();
+            spill(&batch);
+        }
+    })
+    .ok_or(p)
+}
+
+/// Counters of threads that exited, folded into one number, and counters
+/// free for reuse by new threads.
+static RETIRED: AtomicIsize = AtomicIsize::new(0);
+static COUNTERS: Mutex<Vec<&'static AtomicIsize>> = Mutex::new(Vec::new());
+static SPARE: Mutex<Vec<&'static AtomicIsize>> = Mutex::new(Vec::new());
+
+fn counter() -> &'static AtomicIsize {
+    let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let c = spare.unwrap_or_else(|| Box::leak(Box::new(AtomicIsize::new(0))));
+    COUNTERS.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    c
+}
+
+fn retire_counter(c: &'static AtomicIsize) {
+    let mut all = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    RETIRED.fetch_add(c.swap(0, Ordering::AcqRel), Ordering::AcqRel);
+    all.retain(|x| !std::ptr::eq(*x, c));
+    SPARE.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+}
+
+/// Adds `delta` to this thread's live count (or to the retired total when
+/// the thread has no cache any more).
+pub fn count(delta: isize) {
+    let done = with(|c| {
+        let ctr = *c.live.get_or_insert_with(counter);
+        // Only this thread writes its counter: load + store, no lock prefix.
+        ctr.store(ctr.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+    });
+    if done.is_none() {
+        RETIRED.fetch_add(delta, Ordering::AcqRel);
+    }
+}
+
+/// Closures allocated and not freed, over all threads.
+pub fn live() -> usize {
+    let all = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let sum: isize = all.iter().map(|c| c.load(Ordering::Acquire)).sum::<isize>()
+        + RETIRED.load(Ordering::Acquire);
+    sum.max(0) as usize
+}
