@@ -136,6 +136,100 @@ pub unsafe fn read_cif(cif: *const FfiCif) -> Result<Signature, CifError> {
     Ok(Signature { abi, args, ret })
 }
 
+/// Whether `cif` describes exactly `sig`: true iff [`read_cif`] would
+/// return `Ok(sig)` for it. Reads the same fields, allocates nothing: the
+/// prep fast path uses it to confirm a cached plan.
+///
+/// # Safety
+/// As [`read_cif`].
+pub unsafe fn describes(cif: *const FfiCif, sig: &Signature) -> bool {
+    if cif.is_null() {
+        return false;
+    }
+    // SAFETY: caller guarantees a readable cif.
+    let cif = unsafe { &*cif };
+    if Abi::from_ffi(Arch::X86_64, cif.abi) != Some(sig.abi) || cif.nargs as usize != sig.args.len()
+    {
+        return false;
+    }
+    if cif.nargs > 0 && cif.arg_types.is_null() {
+        return false;
+    }
+    sig.args.iter().enumerate().all(|(i, ty)| {
+        // SAFETY: arg_types has nargs entries; types are readable (caller).
+        unsafe { type_matches(*cif.arg_types.add(i), ty, 0) }
+    })
+    // SAFETY: as above.
+    && unsafe { type_matches(cif.rtype, &sig.ret, 0) }
+}
+
+/// The type code `read_type` reads as `kind` (FFI_TYPE_INT reads as
+/// SINT32, so it is compared as SINT32), for a comparison of two integers.
+fn code_of(kind: &Kind) -> u16 {
+    match kind {
+        Kind::Void => code::VOID,
+        Kind::U8 => code::UINT8,
+        Kind::S8 => code::SINT8,
+        Kind::U16 => code::UINT16,
+        Kind::S16 => code::SINT16,
+        Kind::U32 => code::UINT32,
+        Kind::S32 => code::SINT32,
+        Kind::U64 => code::UINT64,
+        Kind::S64 => code::SINT64,
+        Kind::Float => code::FLOAT,
+        Kind::Double => code::DOUBLE,
+        Kind::LongDouble => code::LONGDOUBLE,
+        Kind::Pointer => code::POINTER,
+        Kind::Struct(_) => code::STRUCT,
+        Kind::Complex(_) => code::COMPLEX,
+    }
+}
+
+/// Whether [`read_type`] would read `t` as `ty` (which it accepted before).
+///
+/// # Safety
+/// As [`read_type`].
+unsafe fn type_matches(t: *const FfiType, ty: &Type, depth: usize) -> bool {
+    if t.is_null() || depth > statictramp_abi::types::MAX_DEPTH {
+        return false;
+    }
+    // SAFETY: caller guarantees a readable ffi_type.
+    let ft = unsafe { &*t };
+    let got = if ft.type_ == code::INT {
+        code::SINT32
+    } else {
+        ft.type_
+    };
+    if got != code_of(&ty.kind) {
+        return false;
+    }
+    if got == code::VOID {
+        return true; // read_type ignores a void type's size and alignment
+    }
+    if ft.size as u64 != ty.size || u64::from(ft.alignment) != ty.align {
+        return false;
+    }
+    match &ty.kind {
+        Kind::Struct(elems) => {
+            !ft.elements.is_null()
+                && elems.iter().enumerate().all(|(i, e)| {
+                    // SAFETY: NULL-terminated elements: entries before the
+                    // first NULL are readable, and `all` stops at a mismatch
+                    // (a NULL entry never matches).
+                    unsafe { type_matches(*ft.elements.add(i), e, depth + 1) }
+                })
+                // SAFETY: all elems.len() entries were non-NULL, so the
+                // terminator slot is part of the array.
+                && unsafe { (*ft.elements.add(elems.len())).is_null() }
+        }
+        Kind::Complex(elem) => {
+            // SAFETY: a non-NULL elements array has at least its first entry.
+            !ft.elements.is_null() && unsafe { type_matches(*ft.elements, elem, depth + 1) }
+        }
+        _ => true,
+    }
+}
+
 /// Reads one `ffi_type` (recursively) and validates it.
 ///
 /// # Safety

@@ -173,12 +173,20 @@ pub(crate) fn return_pairs(pairs: &[Pair]) {
 /// cache without a lock.
 pub fn alloc(size: usize) -> Result<(*mut FfiClosure, usize), AllocError> {
     let class = slab::class_of(size).ok_or(AllocError::TooLarge(size))?;
-    let pair = match class {
-        0 => match thread_cache::take(refill) {
-            Some(r) => r?,
-            None => state().pair(0)?,
-        },
-        _ => state().pair(class)?,
+    // From this thread's cache (which counts it live), or from the global
+    // allocator (counted here).
+    let cached = if class == 0 {
+        thread_cache::take(refill).transpose()?
+    } else {
+        None
+    };
+    let pair = match cached {
+        Some(p) => p,
+        None => {
+            let p = state().pair(class)?;
+            thread_cache::count(1);
+            p
+        }
     };
     let Pair { slot, rec } = pair;
     let c = rec as *mut FfiClosure;
@@ -199,7 +207,6 @@ pub fn alloc(size: usize) -> Result<(*mut FfiClosure, usize), AllocError> {
         (*c).user_data = ptr::null_mut();
     }
     slot.data_word().store(rec as *mut u8, Ordering::Release);
-    thread_cache::count(1);
     Ok((c, slot.code()))
 }
 
@@ -267,15 +274,20 @@ pub fn free(p: *mut c_void) -> Owner {
     slot.data_word().store(freed_header(), Ordering::Release);
     h.entry.store(trap_entry(), Ordering::Release);
     h.plan.store(ptr::null_mut(), Ordering::Release);
-    thread_cache::count(-1);
     let pair = Pair {
         slot,
         rec: p as usize,
     };
-    if class != 0 {
+    // Into this thread's cache (which stops counting it), or back to the
+    // global allocator (uncounted here).
+    let uncached = if class == 0 {
+        thread_cache::give(pair, return_pairs).err()
+    } else {
+        Some(pair)
+    };
+    if let Some(pair) = uncached {
+        thread_cache::count(-1);
         state().give_back(pair, class);
-    } else if let Err(pair) = thread_cache::give(pair, return_pairs) {
-        state().give_back(pair, 0);
     }
     o
 }
@@ -365,9 +377,12 @@ pub unsafe fn prep(
         return Err(PrepError::NullClosure);
     }
     // SAFETY: the caller guarantees `cif` is NULL or a readable cif.
-    let sig = unsafe { cif::read_cif(cif) }.map_err(PrepError::Cif)?;
+    let compiled = unsafe { plan::for_cif(cif) }.map_err(|e| match e {
+        plan::CifPlanError::Cif(e) => PrepError::Cif(e),
+        plan::CifPlanError::Classify(e) => PrepError::Classify(e),
+    })?;
     // SAFETY: forwarded contract.
-    unsafe { prep_signature(closure, sig, cif, fun, user_data) }
+    unsafe { prep_compiled(closure, compiled, cif, fun, user_data) }
 }
 
 /// Prepares a closure for a signature given directly; `cif` is only handed
@@ -382,11 +397,26 @@ pub unsafe fn prep_signature(
     fun: Option<Fun>,
     user_data: *mut c_void,
 ) -> Result<(), PrepError> {
+    let compiled = plan::intern(sig).map_err(PrepError::Classify)?;
+    // SAFETY: forwarded contract.
+    unsafe { prep_compiled(closure, compiled, cif, fun, user_data) }
+}
+
+/// Prepares a closure with a plan already found.
+///
+/// # Safety
+/// As [`prep`].
+unsafe fn prep_compiled(
+    closure: *mut FfiClosure,
+    compiled: &'static Compiled,
+    cif: *mut FfiCif,
+    fun: Option<Fun>,
+    user_data: *mut c_void,
+) -> Result<(), PrepError> {
     if closure.is_null() {
         return Err(PrepError::NullClosure);
     }
     let fun = fun.ok_or(PrepError::NullFun)?;
-    let compiled = plan::intern(sig).map_err(PrepError::Classify)?;
     let compiled_ptr = (compiled as *const Compiled).cast_mut();
     match owner(closure.cast()) {
         Owner::Live(_) => {

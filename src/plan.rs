@@ -2,6 +2,7 @@
 //! entries read, interned so that each signature is classified once.
 #![allow(unsafe_code)]
 
+use crate::cif::{self, CifError, FfiCif};
 use crate::layout::{
     FAST_MAX_ARGS, FAST_RET_DOUBLE, FAST_RET_FLOAT, FAST_RET_I64, FAST_RET_S8, FAST_RET_S16,
     FAST_RET_S32, FAST_RET_U8, FAST_RET_U16, FAST_RET_U32, FAST_RET_VOID, PLAN_FAST_OFFS,
@@ -9,6 +10,7 @@ use crate::layout::{
 };
 use statictramp_abi::x86_64::frame;
 use statictramp_abi::{Abi, ArgLoc, ClassifyError, Ext, Plan, RetLoc, Signature};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::mem::offset_of;
 use std::sync::{Mutex, OnceLock};
@@ -143,6 +145,154 @@ pub fn intern(sig: Signature) -> Result<&'static Compiled, ClassifyError> {
     let compiled: &'static Compiled = Box::leak(Box::new(Compiled::new(sig.clone(), plan)));
     map.insert(sig, compiled);
     Ok(compiled)
+}
+
+/// Why a cif has no plan.
+#[derive(Debug)]
+pub enum CifPlanError {
+    Cif(CifError),
+    Classify(ClassifyError),
+}
+
+/// Plans found by cif address, per thread, direct-mapped. A hit is
+/// confirmed before use, because the cif at an address may have been
+/// rewritten, or freed and reused for another signature: for signatures of
+/// up to [`FP_TYPES`] scalar types, by comparing each type's raw fields with
+/// those seen when the entry was made (a few loads per type); otherwise by
+/// [`cif::describes`]. Either way no allocation, hashing or lock.
+const CIF_CACHE: usize = 16;
+/// Types (arguments + return) a fingerprint holds.
+const FP_TYPES: usize = 8;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    cif: usize,
+    plan: usize,
+    abi: u32,
+    nargs: u32,
+    /// Types fingerprinted (nargs + 1), or 0: confirm with `describes`.
+    fp_len: usize,
+    /// Per type: (size, alignment | type << 16).
+    fp: [(usize, u32); FP_TYPES],
+}
+
+const EMPTY: Entry = Entry {
+    cif: 0,
+    plan: 0,
+    abi: 0,
+    nargs: 0,
+    fp_len: 0,
+    fp: [(0, 0); FP_TYPES],
+};
+
+thread_local! {
+    static BY_CIF: [Cell<Entry>; CIF_CACHE] = const { [const { Cell::new(EMPTY) }; CIF_CACHE] };
+}
+
+/// The raw fields of a type that decide how `read_type` reads a scalar.
+fn raw(t: &cif::FfiType) -> (usize, u32) {
+    (t.size, u32::from(t.alignment) | u32::from(t.type_) << 16)
+}
+
+/// The fingerprint of a cif whose types are all scalars (no elements), or
+/// `None`.
+///
+/// # Safety
+/// `cif` is a readable cif that `read_cif` accepted.
+unsafe fn fingerprint(cif: &FfiCif) -> Option<[(usize, u32); FP_TYPES]> {
+    let n = cif.nargs as usize;
+    if n + 1 > FP_TYPES {
+        return None;
+    }
+    let mut fp = [(0, 0); FP_TYPES];
+    for (i, slot) in fp.iter_mut().enumerate().take(n + 1) {
+        // SAFETY: read_cif accepted the cif: arg_types has nargs non-NULL
+        // entries and rtype is non-NULL, all readable.
+        let t = unsafe {
+            &*if i < n {
+                *cif.arg_types.add(i)
+            } else {
+                cif.rtype
+            }
+        };
+        if !t.elements.is_null() || t.type_ == cif::code::STRUCT || t.type_ == cif::code::COMPLEX {
+            return None;
+        }
+        *slot = raw(t);
+    }
+    Some(fp)
+}
+
+/// Whether `cif` still has the fingerprinted types of `e`.
+///
+/// # Safety
+/// `cif` is a readable cif (as `read_cif` requires).
+unsafe fn same_types(cif: &FfiCif, e: &Entry) -> bool {
+    if cif.abi != e.abi || cif.nargs != e.nargs || (e.nargs > 0 && cif.arg_types.is_null()) {
+        return false;
+    }
+    let n = e.fp_len - 1;
+    (0..=n).all(|i| {
+        // SAFETY: arg_types has nargs entries (checked non-NULL above).
+        let t = if i < n {
+            unsafe { *cif.arg_types.add(i) }
+        } else {
+            cif.rtype
+        };
+        // SAFETY: a non-NULL type pointer of a readable cif is readable.
+        !t.is_null() && raw(unsafe { &*t }) == e.fp[i] && unsafe { (*t).elements.is_null() }
+    })
+}
+
+/// The compiled plan for a libffi cif.
+///
+/// # Safety
+/// As [`cif::read_cif`].
+pub unsafe fn for_cif(cif: *const FfiCif) -> Result<&'static Compiled, CifPlanError> {
+    let key = cif as usize;
+    let idx = (key >> 4) % CIF_CACHE;
+    let cached = BY_CIF.try_with(|t| {
+        // SAFETY: this thread's own entry, read in place (not copied);
+        // nothing below can re-enter this cache while the reference lives.
+        let e = unsafe { &*t[idx].as_ptr() };
+        if e.cif != key || key == 0 {
+            return None;
+        }
+        // SAFETY: only pointers to leaked (immortal) Compiled plans are stored.
+        let c: &'static Compiled = unsafe { &*(e.plan as *const Compiled) };
+        let hit = if e.fp_len > 0 {
+            // SAFETY: `cif` is non-NULL (it equals a stored key) and readable.
+            unsafe { same_types(&*cif, e) }
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe { cif::describes(cif, &c.sig) }
+        };
+        hit.then_some(c)
+    });
+    if let Ok(Some(c)) = cached {
+        return Ok(c);
+    }
+    // SAFETY: forwarded contract.
+    let sig = unsafe { cif::read_cif(cif) }.map_err(CifPlanError::Cif)?;
+    let c = intern(sig).map_err(CifPlanError::Classify)?;
+    // SAFETY: read_cif accepted `cif`, so it is non-NULL and readable.
+    let cif = unsafe { &*cif };
+    // SAFETY: as above.
+    let fp = unsafe { fingerprint(cif) };
+    let e = Entry {
+        cif: key,
+        plan: c as *const Compiled as usize,
+        abi: cif.abi,
+        nargs: cif.nargs,
+        fp_len: if fp.is_some() {
+            cif.nargs as usize + 1
+        } else {
+            0
+        },
+        fp: fp.unwrap_or([(0, 0); FP_TYPES]),
+    };
+    let _ = BY_CIF.try_with(|t| t[idx].set(e));
+    Ok(c)
 }
 
 /// Number of distinct signatures seen.

@@ -58,6 +58,7 @@ thread_local! {
 /// Runs `f` on this thread's cache; `None` if the cache cannot be used
 /// (the thread is exiting, or we are re-entered, e.g. from a signal
 /// handler): the caller then takes the global path.
+#[inline]
 fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
     CACHE
         .try_with(|c| c.try_borrow_mut().ok().map(|mut c| f(&mut c)))
@@ -68,28 +69,50 @@ fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
 /// A pair for a new closure: a quarantined freed one, a fresh one, or a
 /// batch from `refill` (called with the thread's fresh list, to push onto).
 /// `None`: no cache here (see [`with`]). `Some(Err)`: refill failed.
+/// A pair taken this way counts as a live closure of this thread.
 pub fn take<E>(refill: impl FnOnce(&mut Vec<Pair>) -> Result<(), E>) -> Option<Result<Pair, E>> {
     with(|c| {
-        if c.freed.len() > QUARANTINE {
-            if let Some(p) = c.freed.pop_front() {
+        let p = c.take(refill)?;
+        c.count(1);
+        Ok(p)
+    })
+}
+
+impl Cache {
+    #[inline]
+    fn take<E>(&mut self, refill: impl FnOnce(&mut Vec<Pair>) -> Result<(), E>) -> Result<Pair, E> {
+        if self.freed.len() > QUARANTINE {
+            if let Some(p) = self.freed.pop_front() {
                 return Ok(p);
             }
         }
-        if c.fresh.is_empty() {
-            if let Err(e) = refill(&mut c.fresh) {
+        if self.fresh.is_empty() {
+            if let Err(e) = refill(&mut self.fresh) {
                 // Out of memory: the quarantine yields before we fail.
-                return c.freed.pop_front().ok_or(e);
+                return self.freed.pop_front().ok_or(e);
             }
         }
         // A successful refill pushed at least one pair.
-        Ok(c.fresh.pop().expect("refill produced a pair"))
-    })
+        Ok(self.fresh.pop().expect("refill produced a pair"))
+    }
+
+    #[inline]
+    fn count(&mut self, delta: isize) {
+        let ctr = match self.live {
+            Some(c) => c,
+            None => *self.live.insert(counter()),
+        };
+        // Only this thread writes its counter: load + store, no lock prefix.
+        ctr.store(ctr.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+    }
 }
 
 /// Keeps a freed pair. Returns it back if there is no cache here; hands a
 /// batch of the oldest to `spill` when the thread hoards too many.
+/// The pair stops counting as a live closure of this thread.
 pub fn give(p: Pair, spill: impl FnOnce(&[Pair])) -> Result<(), Pair> {
     with(|c| {
+        c.count(-1);
         c.freed.push_back(p);
         if c.freed.len() > HOARD {
             let batch: Vec<Pair> = c.freed.drain(..BATCH).collect();
@@ -122,11 +145,7 @@ fn retire_counter(c: &'static AtomicIsize) {
 /// Adds `delta` to this thread's live count (or to the retired total when
 /// the thread has no cache any more).
 pub fn count(delta: isize) {
-    let done = with(|c| {
-        let ctr = *c.live.get_or_insert_with(counter);
-        // Only this thread writes its counter: load + store, no lock prefix.
-        ctr.store(ctr.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
-    });
+    let done = with(|c| c.count(delta));
     if done.is_none() {
         RETIRED.fetch_add(delta, Ordering::AcqRel);
     }

@@ -829,3 +829,155 @@ fn reprep_while_other_thread_calls() {
     );
     unsafe { free(cl) };
 }
+
+/// Handler for `double (double x)`: `x * 2 + 1`.
+unsafe extern "C-unwind" fn twice_plus_one(
+    _cif: *mut statictramp::cif::FfiCif,
+    ret: *mut c_void,
+    args: *mut *mut c_void,
+    _ud: *mut c_void,
+) {
+    // SAFETY: called with one double argument and a double return buffer.
+    unsafe { *(ret as *mut f64) = *(*args as *const f64) * 2.0 + 1.0 };
+}
+
+/// Handler for `double (struct { T a, b })` with T = double: `a - b`.
+unsafe extern "C-unwind" fn pair_diff_f64(
+    _cif: *mut statictramp::cif::FfiCif,
+    ret: *mut c_void,
+    args: *mut *mut c_void,
+    _ud: *mut c_void,
+) {
+    // SAFETY: called with one struct { double, double } argument.
+    unsafe {
+        let p = *args as *const f64;
+        *(ret as *mut f64) = *p - *p.add(1);
+    }
+}
+
+/// Handler for `int64_t (struct { int64_t a, b })`: `a - b`.
+unsafe extern "C-unwind" fn pair_diff_i64(
+    _cif: *mut statictramp::cif::FfiCif,
+    ret: *mut c_void,
+    args: *mut *mut c_void,
+    _ud: *mut c_void,
+) {
+    // SAFETY: called with one struct { int64_t, int64_t } argument.
+    unsafe {
+        let p = *args as *const i64;
+        *(ret as *mut i64) = *p - *p.add(1);
+    }
+}
+
+/// Plans are cached per cif address; a cif rewritten in place (same
+/// address, same arg_types array, even the same struct ffi_type with new
+/// elements) must get the plan of its new signature, never the cached one.
+#[test]
+fn a_cif_rewritten_in_place_gets_its_new_plan() {
+    let _g = serial();
+    // SAFETY: libffi's predefined types are statics; the cif, the argument
+    // array and the struct type are leaked, so they outlive every closure;
+    // each closure is called with the signature its cif had at prep.
+    unsafe {
+        let cif: *mut ffi_cif = Box::leak(Box::new(std::mem::zeroed()));
+        let args_ptr: *mut *mut ffi_type =
+            Box::leak(Box::new([null_mut::<ffi_type>(); 2])).as_mut_ptr();
+        let prep_cif = move |n: u32, rtype: *mut ffi_type| {
+            let st = ffi_prep_cif(cif, ffi_abi_FFI_DEFAULT_ABI, n, rtype, args_ptr);
+            assert_eq!(st, ffi_status_FFI_OK);
+        };
+        let mut keep = Vec::new();
+
+        // int (int, int)
+        args_ptr.write(&raw mut ffi_type_sint32);
+        args_ptr.add(1).write(&raw mut ffi_type_sint32);
+        prep_cif(2, &raw mut ffi_type_sint32);
+        let (cl, code) = alloc(0).unwrap();
+        assert_eq!(prep(cl, cif, h(add_plus_ud), ud(5), code), FFI_OK);
+        assert_eq!(call_ii(code, 30, 7), 42);
+        keep.push(cl);
+        // Same again: a cache hit, same result.
+        let (cl, code) = alloc(0).unwrap();
+        assert_eq!(prep(cl, cif, h(add_plus_ud), ud(6), code), FFI_OK);
+        assert_eq!(call_ii(code, 30, 7), 43);
+        keep.push(cl);
+
+        // uint64_t (uint64_t): fewer arguments, same address.
+        *args_ptr = &raw mut ffi_type_uint64;
+        prep_cif(1, &raw mut ffi_type_uint64);
+        let (cl, code) = alloc(0).unwrap();
+        assert_eq!(prep(cl, cif, h(ud_plus_x), ud(1 << 40), code), FFI_OK);
+        assert_eq!(call_u64(code, 3), (1 << 40) + 3);
+        keep.push(cl);
+
+        // double (double): same count, same array, new types (an SSE
+        // argument and return where the cached plan has integer ones).
+        *args_ptr = &raw mut ffi_type_double;
+        prep_cif(1, &raw mut ffi_type_double);
+        let (cl, code) = alloc(0).unwrap();
+        assert_eq!(prep(cl, cif, h(twice_plus_one), null_mut(), code), FFI_OK);
+        let f: extern "C" fn(f64) -> f64 = std::mem::transmute(code);
+        assert_eq!(f(20.25), 41.5);
+        keep.push(cl);
+
+        // A struct type whose elements change in place: first
+        // { int64, int64 } (INTEGER class), then { double, double } (SSE).
+        let elems: &'static mut [*mut ffi_type; 3] = Box::leak(Box::new([
+            &raw mut ffi_type_sint64,
+            &raw mut ffi_type_sint64,
+            null_mut(),
+        ]));
+        let st: *mut ffi_type = Box::leak(Box::new(ffi_type {
+            size: 0,
+            alignment: 0,
+            type_: FFI_TYPE_STRUCT as u16,
+            elements: elems.as_mut_ptr(),
+        }));
+        *args_ptr = st;
+        prep_cif(1, &raw mut ffi_type_sint64);
+        let (cl, code) = alloc(0).unwrap();
+        assert_eq!(prep(cl, cif, h(pair_diff_i64), null_mut(), code), FFI_OK);
+        #[repr(C)]
+        struct I2(i64, i64);
+        let f: extern "C" fn(I2) -> i64 = std::mem::transmute(code);
+        assert_eq!(f(I2(50, 8)), 42);
+        keep.push(cl);
+
+        *elems = [
+            &raw mut ffi_type_double,
+            &raw mut ffi_type_double,
+            null_mut(),
+        ];
+        (*st).size = 0;
+        (*st).alignment = 0;
+        prep_cif(1, &raw mut ffi_type_double);
+        let (cl, code) = alloc(0).unwrap();
+        assert_eq!(prep(cl, cif, h(pair_diff_f64), null_mut(), code), FFI_OK);
+        #[repr(C)]
+        struct D2(f64, f64);
+        let f: extern "C" fn(D2) -> f64 = std::mem::transmute(code);
+        assert_eq!(f(D2(50.5, 8.25)), 42.25);
+        keep.push(cl);
+
+        // FFI_TYPE_INT reads as sint32: a different raw type code for the
+        // same signature still gets a working plan.
+        let int_t: *mut ffi_type = Box::leak(Box::new(ffi_type {
+            size: 4,
+            alignment: 4,
+            type_: FFI_TYPE_INT as u16,
+            elements: null_mut(),
+        }));
+        args_ptr.write(&raw mut ffi_type_sint32);
+        args_ptr.add(1).write(&raw mut ffi_type_sint32);
+        prep_cif(2, &raw mut ffi_type_sint32);
+        *args_ptr.add(1) = int_t;
+        let (cl, code) = alloc(0).unwrap();
+        assert_eq!(prep(cl, cif, h(add_plus_ud), ud(0), code), FFI_OK);
+        assert_eq!(call_ii(code, 40, 2), 42);
+        keep.push(cl);
+
+        for cl in keep {
+            free(cl);
+        }
+    }
+}

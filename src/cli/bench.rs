@@ -1353,7 +1353,11 @@ fn svg_panel(s: &mut String, y0: f64, title: &str, unit: &str, data: &[[f64; NSI
             left + width,
             left - 6.0,
             y + 4.0,
-            num(tick).trim_end_matches(".00")
+            if step >= 1.0 {
+                format!("{tick:.0}")
+            } else {
+                format!("{tick:.1}")
+            }
         );
         tick += step;
     }
@@ -1439,7 +1443,7 @@ fn svg(rep: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        r##"<rect width="100%" height="100%" fill="white"/><text x="470" y="20" font-size="13" text-anchor="middle" fill="#444">{}</text>""##,
+        r##"<rect width="100%" height="100%" fill="white"/><text x="470" y="20" font-size="13" text-anchor="middle" fill="#444">{}</text>"##,
         xml(&format!(
             "statictramp bench: {} ({})",
             rep.machine
@@ -1464,7 +1468,7 @@ fn svg(rep: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        r##"<text x="70" y="{}" font-size="11" fill="#444">s16 = struct{{long,long}} in and out by value; s40 = struct{{5 long}} by value; d/i/l = double/int/long arguments.</text>""##,
+        r##"<text x="70" y="{}" font-size="11" fill="#444">s16 = struct{{long,long}} in and out by value; s40 = struct{{5 long}} by value; d/i/l = double/int/long arguments.</text>"##,
         legend_y + 40.0
     );
     s.push_str("</svg>\n");
