@@ -930,7 +930,7 @@ fn a_cif_rewritten_in_place_gets_its_new_plan() {
         let st: *mut ffi_type = Box::leak(Box::new(ffi_type {
             size: 0,
             alignment: 0,
-            type_: FFI_TYPE_STRUCT as u16,
+            type_: FFI_TYPE_STRUCT,
             elements: elems.as_mut_ptr(),
         }));
         *args_ptr = st;
@@ -964,7 +964,7 @@ fn a_cif_rewritten_in_place_gets_its_new_plan() {
         let int_t: *mut ffi_type = Box::leak(Box::new(ffi_type {
             size: 4,
             alignment: 4,
-            type_: FFI_TYPE_INT as u16,
+            type_: FFI_TYPE_INT,
             elements: null_mut(),
         }));
         args_ptr.write(&raw mut ffi_type_sint32);
