@@ -1328,7 +1328,12 @@ fn axis(max: f64) -> (f64, f64) {
 }
 
 /// One panel of grouped bars: per signature, floor and the three backends.
-fn svg_panel(s: &mut String, y0: f64, title: &str, unit: &str, data: &[[f64; NSIGS]; 4]) {
+fn svg_panel(
+    s: &mut String,
+    y0: f64,
+    (title, unit, decimals): (&str, &str, usize),
+    data: &[[f64; NSIGS]; 4],
+) {
     let (left, width, height) = (70.0, 840.0, 260.0);
     let vmax = data
         .iter()
@@ -1389,7 +1394,7 @@ fn svg_panel(s: &mut String, y0: f64, title: &str, unit: &str, data: &[[f64; NSI
                 if v >= 100.0 {
                     format!("{v:.0}")
                 } else {
-                    format!("{v:.1}")
+                    format!("{v:.decimals$}")
                 }
             );
         }
@@ -1409,12 +1414,13 @@ fn svg_panel(s: &mut String, y0: f64, title: &str, unit: &str, data: &[[f64; NSI
 }
 
 fn svg(rep: &Report) -> String {
-    let mut panels: Vec<(String, &str, [[f64; NSIGS]; 4])> = Vec::new();
+    let mut panels: Vec<(&str, &str, usize, [[f64; NSIGS]; 4])> = Vec::new();
     let ir = |w: Which| rep.r(w).ir.unwrap_or([f64::NAN; NSIGS]);
     if let Some(fl) = rep.floor_ir {
         panels.push((
-            "Instructions per closure call (callgrind; lower is better)".into(),
+            "Instructions per closure call (callgrind; lower is better)",
             "instructions per call",
+            0,
             [
                 fl,
                 ir(Which::System),
@@ -1424,8 +1430,9 @@ fn svg(rep: &Report) -> String {
         ));
     }
     panels.push((
-        "Nanoseconds per closure call (best of all runs; lower is better)".into(),
+        "Nanoseconds per closure call (best of all runs; lower is better)",
         "ns per call",
+        1,
         [
             rep.floor_ns(),
             rep.r(Which::System).call_ns,
@@ -1453,8 +1460,13 @@ fn svg(rep: &Report) -> String {
             rep.machine.first().map_or("", |(_, v)| v.as_str())
         ))
     );
-    for (k, (title, unit, data)) in panels.iter().enumerate() {
-        svg_panel(&mut s, 30.0 + panel_h * k as f64, title, unit, data);
+    for (k, (title, unit, decimals, data)) in panels.iter().enumerate() {
+        svg_panel(
+            &mut s,
+            30.0 + panel_h * k as f64,
+            (title, unit, *decimals),
+            data,
+        );
     }
     for (j, (name, color)) in COLORS.iter().enumerate() {
         let x = 70.0 + 200.0 * j as f64;
