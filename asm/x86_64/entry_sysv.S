@@ -105,83 +105,186 @@ ENTRY(statictramp_entry_sysv)
 END(statictramp_entry_sysv)
 
 /*
- * statictramp_entry_sysv_fast: signatures whose every argument sits whole in
- * the frame (registers only, no gathering) and whose return is void or one
- * scalar in rax/xmm0 (PLAN_FAST_RET). No Rust on the path: the entry builds
- * avalue[] from the byte offsets at PLAN_FAST_OFFS and calls
- *   fun(cif: rdi, rvalue: rsi, avalue: rdx, user_data: rcx)
- * itself. The frame's return slots hold, across the call:
- *   FRAME_RET_RAX = the return code, FRAME_RET_RDX = rvalue.
+ * statictramp_entry_sysv_fast: signatures whose every argument sits whole
+ * either in the saved registers or on the caller's stack (no gathering),
+ * with at most FAST_MAX_ARGS arguments, and whose return is void, one
+ * scalar, two whole eightbytes, or in memory (PLAN_FAST_RET). No Rust on
+ * the path:
+ *   - only the register files named by PLAN_FAST_SAVE are saved;
+ *   - avalue[i] = rbp + PLAN_FAST_OFFS[i] (int16: negative = in the frame,
+ *     >= 16 = on the caller's stack);
+ *   - rvalue = scratch + PLAN_RET_BUF, or the hidden pointer (saved rdi);
+ *   - fun(cif: rdi, rvalue: rsi, avalue: rdx, user_data: rcx) is called;
+ *   - the return registers are loaded by the return sequence at
+ *     PLAN_FAST_TARGET (chosen at prep from statictramp_fast_ret_table).
+ * Across the call the frame's return slots hold FRAME_RET_RAX = that
+ * address and FRAME_RET_RDX = rvalue.
  */
 ENTRY(statictramp_entry_sysv_fast)
 	.cfi_startproc
 	PROLOGUE FRAME_SIZE
-	SAVE_ARGS
 	movq	HDR_PLAN(%r10), %r11
-	movl	PLAN_SCRATCH(%r11), %eax
-	subq	%rax, %rsp			/* avalue[] at rsp */
-	leaq	-FRAME_SIZE(%rbp), %rdx		/* frame */
-	movl	PLAN_NARGS(%r11), %ecx
-	xorl	%eax, %eax
-	testl	%ecx, %ecx
+	testb	$FAST_SAVE_GPR, PLAN_FAST_SAVE(%r11)
+	jz	1f
+	movq	%rdi, FRAME_GPR+0(%rsp)
+	movq	%rsi, FRAME_GPR+8(%rsp)
+	movq	%rdx, FRAME_GPR+16(%rsp)
+	movq	%rcx, FRAME_GPR+24(%rsp)
+	movq	%r8,  FRAME_GPR+32(%rsp)
+	movq	%r9,  FRAME_GPR+40(%rsp)
+1:	testb	$FAST_SAVE_SSE, PLAN_FAST_SAVE(%r11)
 	jz	2f
-1:	movzbl	PLAN_FAST_OFFS(%r11,%rax), %edi	/* frame offset of argument i */
-	addq	%rdx, %rdi
-	movq	%rdi, (%rsp,%rax,8)		/* avalue[i] = frame + offset */
-	incl	%eax
-	cmpl	%ecx, %eax
-	jne	1b
-2:	movl	PLAN_FAST_RET(%r11), %eax
-	movq	%rax, FRAME_RET_RAX(%rdx)
+	movq	%xmm0, FRAME_SSE+0(%rsp)
+	movq	%xmm1, FRAME_SSE+8(%rsp)
+	movq	%xmm2, FRAME_SSE+16(%rsp)
+	movq	%xmm3, FRAME_SSE+24(%rsp)
+	movq	%xmm4, FRAME_SSE+32(%rsp)
+	movq	%xmm5, FRAME_SSE+40(%rsp)
+	movq	%xmm6, FRAME_SSE+48(%rsp)
+	movq	%xmm7, FRAME_SSE+56(%rsp)
+2:	movl	PLAN_SCRATCH(%r11), %eax
+	subq	%rax, %rsp			/* avalue[] at rsp */
+	movl	PLAN_NARGS(%r11), %ecx
+	testl	%ecx, %ecx
+	jz	4f
+3:	movswq	PLAN_FAST_OFFS-2(%r11,%rcx,2), %rdi	/* rbp-relative offset of argument i-1 */
+	addq	%rbp, %rdi
+	movq	%rdi, -8(%rsp,%rcx,8)		/* avalue[i-1] */
+	decl	%ecx
+	jnz	3b
+4:	movq	PLAN_FAST_TARGET(%r11), %rax
+	movq	%rax, -FRAME_SIZE+FRAME_RET_RAX(%rbp)	/* where to go after the call */
 	movl	PLAN_RET_BUF(%r11), %esi
 	addq	%rsp, %rsi			/* rvalue = scratch + ret_buf */
-	movq	%rsi, FRAME_RET_RDX(%rdx)
+	cmpl	$FAST_RET_MEM, PLAN_FAST_RET(%r11)
+	jne	5f
+	movq	-FRAME_SIZE+FRAME_GPR+0(%rbp), %rsi	/* rvalue = hidden pointer (rdi) */
+5:	movq	%rsi, -FRAME_SIZE+FRAME_RET_RDX(%rbp)
 	movq	HDR_CLOSURE(%r10), %rax
 	movq	CLOSURE_CIF(%rax), %rdi
 	movq	%rsp, %rdx			/* avalue */
 	movq	CLOSURE_USER_DATA(%rax), %rcx
 	call	*CLOSURE_FUN(%rax)
-	movl	-FRAME_SIZE+FRAME_RET_RAX(%rbp), %ecx
 	movq	-FRAME_SIZE+FRAME_RET_RDX(%rbp), %rsi
-	/* Load the return value the way libffi's unix64 closure does: read
-	 * exactly the type's size and extend it. */
-	cmpl	$FAST_RET_I64, %ecx
-	jne	3f
-	movq	(%rsi), %rax
+	jmp	*-FRAME_SIZE+FRAME_RET_RAX(%rbp)	/* one of the sequences below */
+	/* Return sequences: load the return value the way libffi's unix64
+	 * closure does, reading exactly the type's size and extending it. */
+.Lfast_ret_void:
+	endbr64
 	RETURN
-3:	cmpl	$FAST_RET_S32, %ecx
-	jne	4f
-	movslq	(%rsi), %rax
-	RETURN
-4:	cmpl	$FAST_RET_DOUBLE, %ecx
-	jne	5f
-	movsd	(%rsi), %xmm0
-	RETURN
-5:	cmpl	$FAST_RET_U32, %ecx
-	jne	6f
-	movl	(%rsi), %eax
-	RETURN
-6:	cmpl	$FAST_RET_FLOAT, %ecx
-	jne	7f
-	movss	(%rsi), %xmm0
-	RETURN
-7:	cmpl	$FAST_RET_U8, %ecx
-	jne	8f
+.Lfast_ret_u8:
+	endbr64
 	movzbl	(%rsi), %eax
 	RETURN
-8:	cmpl	$FAST_RET_S8, %ecx
-	jne	9f
+.Lfast_ret_s8:
+	endbr64
 	movsbq	(%rsi), %rax
 	RETURN
-9:	cmpl	$FAST_RET_U16, %ecx
-	jne	10f
+.Lfast_ret_u16:
+	endbr64
 	movzwl	(%rsi), %eax
 	RETURN
-10:	cmpl	$FAST_RET_S16, %ecx
-	jne	11f
+.Lfast_ret_s16:
+	endbr64
 	movswq	(%rsi), %rax
-11:	RETURN					/* FAST_RET_VOID */
+	RETURN
+.Lfast_ret_u32:
+	endbr64
+	movl	(%rsi), %eax
+	RETURN
+.Lfast_ret_s32:
+	endbr64
+	movslq	(%rsi), %rax
+	RETURN
+.Lfast_ret_i64:
+	endbr64
+	movq	(%rsi), %rax
+	RETURN
+.Lfast_ret_float:
+	endbr64
+	movss	(%rsi), %xmm0
+	RETURN
+.Lfast_ret_double:
+	endbr64
+	movsd	(%rsi), %xmm0
+	RETURN
+.Lfast_ret_rax_rdx:
+	endbr64
+	movq	(%rsi), %rax
+	movq	8(%rsi), %rdx
+	RETURN
+.Lfast_ret_xmm0_xmm1:
+	endbr64
+	movsd	(%rsi), %xmm0
+	movsd	8(%rsi), %xmm1
+	RETURN
+.Lfast_ret_rax_xmm0:
+	endbr64
+	movq	(%rsi), %rax
+	movsd	8(%rsi), %xmm0
+	RETURN
+.Lfast_ret_xmm0_rax:
+	endbr64
+	movsd	(%rsi), %xmm0
+	movq	8(%rsi), %rax
+	RETURN
+.Lfast_ret_mem:
+	endbr64
+	movq	%rsi, %rax			/* the hidden pointer, as the psABI requires */
+	RETURN
 	.cfi_endproc
 END(statictramp_entry_sysv_fast)
+
+	.section .rodata.statictramp_fast_ret, "a", @progbits
+	.balign 4
+/* Offsets from the table to each return sequence, by FAST_RET_* code; read
+ * by src/plan.rs to fill PLAN_FAST_TARGET. */
+	.globl	statictramp_fast_ret_table
+	.hidden	statictramp_fast_ret_table
+	.type	statictramp_fast_ret_table, @object
+statictramp_fast_ret_table:
+.Lfast_ret_table:
+	.long	.Lfast_ret_void - .Lfast_ret_table
+	.long	.Lfast_ret_u8 - .Lfast_ret_table
+	.long	.Lfast_ret_s8 - .Lfast_ret_table
+	.long	.Lfast_ret_u16 - .Lfast_ret_table
+	.long	.Lfast_ret_s16 - .Lfast_ret_table
+	.long	.Lfast_ret_u32 - .Lfast_ret_table
+	.long	.Lfast_ret_s32 - .Lfast_ret_table
+	.long	.Lfast_ret_i64 - .Lfast_ret_table
+	.long	.Lfast_ret_float - .Lfast_ret_table
+	.long	.Lfast_ret_double - .Lfast_ret_table
+	.long	.Lfast_ret_rax_rdx - .Lfast_ret_table
+	.long	.Lfast_ret_xmm0_xmm1 - .Lfast_ret_table
+	.long	.Lfast_ret_rax_xmm0 - .Lfast_ret_table
+	.long	.Lfast_ret_xmm0_rax - .Lfast_ret_table
+	.long	.Lfast_ret_mem - .Lfast_ret_table
+	.if (. - .Lfast_ret_table) != FAST_RET_COUNT * 4
+	.error "fast return table does not match FAST_RET_COUNT"
+	.endif
+	.size	statictramp_fast_ret_table, . - statictramp_fast_ret_table
+	.text
+
+/*
+ * statictramp_entry_sysv_void0: void (void). Nothing to save and no
+ * arguments: calls fun(cif, rvalue = a scratch buffer, avalue = an empty
+ * array (non-NULL), user_data) and returns.
+ *
+ *     rbp+8              return address
+ *     rbp+0              caller's rbp                          <- CFA - 16
+ *     rbp-16 = rsp       VOID0_SCRATCH bytes: rvalue buffer, also avalue
+ */
+ENTRY(statictramp_entry_sysv_void0)
+	.cfi_startproc
+	PROLOGUE VOID0_SCRATCH
+	movq	HDR_CLOSURE(%r10), %rax
+	movq	CLOSURE_CIF(%rax), %rdi
+	movq	%rsp, %rsi			/* rvalue */
+	movq	%rsp, %rdx			/* avalue: no entries */
+	movq	CLOSURE_USER_DATA(%rax), %rcx
+	call	*CLOSURE_FUN(%rax)
+	RETURN
+	.cfi_endproc
+END(statictramp_entry_sysv_void0)
 
 GNU_STACK

@@ -53,11 +53,21 @@
 #define PLAN_NARGS 4
 #define PLAN_RET_BUF 8
 #define PLAN_FAST_RET 12
-#define PLAN_FAST_OFFS 16
-/* Most arguments the fast entry handles (all in registers: 6 + 8). */
-#define FAST_MAX_ARGS 14
+#define PLAN_FAST_SAVE 16
+/* Absolute address of the fast entry's return sequence for this plan
+ * (statictramp_fast_ret_table + its entry for PLAN_FAST_RET). */
+#define PLAN_FAST_TARGET 24
+#define PLAN_FAST_OFFS 32
+/* Most arguments the fast entry handles (in registers or on the stack). */
+#define FAST_MAX_ARGS 16
 
-/* Fast-entry return codes (PLAN_FAST_RET). */
+/* Fast-entry register saves (PLAN_FAST_SAVE bits): only the register files
+ * some argument (or the hidden return pointer) lives in are saved. */
+#define FAST_SAVE_GPR 1
+#define FAST_SAVE_SSE 2
+
+/* Fast-entry return codes (PLAN_FAST_RET): an index into the entry's jump
+ * table, so keep them dense. */
 #define FAST_RET_VOID 0
 #define FAST_RET_U8 1
 #define FAST_RET_S8 2
@@ -68,6 +78,17 @@
 #define FAST_RET_I64 7
 #define FAST_RET_FLOAT 8
 #define FAST_RET_DOUBLE 9
+/* Two eightbytes of the return buffer: rax:rdx, xmm0:xmm1, rax:xmm0, xmm0:rax. */
+#define FAST_RET_RAX_RDX 10
+#define FAST_RET_XMM0_XMM1 11
+#define FAST_RET_RAX_XMM0 12
+#define FAST_RET_XMM0_RAX 13
+/* Returned in memory: rvalue is the caller's hidden pointer (saved rdi),
+ * handed back in rax. */
+#define FAST_RET_MEM 14
+#define FAST_RET_COUNT 15
+/* Scratch the no-argument void entry reserves (return buffer, 16-aligned). */
+#define VOID0_SCRATCH 16
 
 /* ---- entry frame (statictramp-abi src/x86_64/frame.rs) ---------------- */
 #define FRAME_GPR 0
