@@ -47,7 +47,7 @@ fn fast_target(code: u32) -> usize {
     // SAFETY: the table is FAST_RET_COUNT read-only i32s in our image, and
     // every code fast_ret() produces is below FAST_RET_COUNT (asserted by
     // the assembler's size check and the index here).
-    let off = unsafe { (*(&raw const statictramp_fast_ret_table))[code as usize] };
+    let off = unsafe { statictramp_fast_ret_table[code as usize] };
     table.wrapping_add_signed(off as isize)
 }
 

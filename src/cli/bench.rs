@@ -563,6 +563,8 @@ struct Scale {
     n: u64,
     made: u64,
     stopped: Option<String>,
+    /// The process had as many mappings as vm.max_map_count allows.
+    map_limit: bool,
     alloc_prep_ns: f64,
     call_ns: f64,
     free_ns: f64,
@@ -579,6 +581,7 @@ impl Scale {
             n,
             made: l.num("scale_made")? as u64,
             stopped: l.text("scale_stopped"),
+            map_limit: l.num("scale_max_map_count_reached")? > 0.0,
             alloc_prep_ns: l.num("scale_alloc_prep_ns")?,
             call_ns: l.num("scale_call_ns")?,
             free_ns: l.num("scale_free_ns")?,
@@ -654,15 +657,9 @@ impl Table {
     fn row(&mut self, r: Vec<String>) {
         self.rows.push(r);
     }
-    fn text(&self) -> String {
-        let mut w: Vec<usize> = self.head.iter().map(|h| h.chars().count()).collect();
-        for r in &self.rows {
-            for (k, c) in r.iter().enumerate() {
-                w[k] = w[k].max(c.chars().count());
-            }
-        }
-        // Numbers right-aligned, text left-aligned.
-        let numeric: Vec<bool> = (0..w.len())
+    /// Columns of numbers (right-aligned; text is left-aligned).
+    fn numeric(&self) -> Vec<bool> {
+        (0..self.head.len())
             .map(|k| {
                 k > 0
                     && self.rows.iter().all(|r| {
@@ -671,7 +668,16 @@ impl Table {
                             || r[k].starts_with(|c: char| c.is_ascii_digit() || c == '-')
                     })
             })
-            .collect();
+            .collect()
+    }
+    fn text(&self) -> String {
+        let mut w: Vec<usize> = self.head.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (k, c) in r.iter().enumerate() {
+                w[k] = w[k].max(c.chars().count());
+            }
+        }
+        let numeric = self.numeric();
         let line = |cells: &[String]| {
             let mut s = String::new();
             for (k, c) in cells.iter().enumerate() {
@@ -711,8 +717,10 @@ impl Table {
         }
         let cells: Vec<String> = self.head.iter().map(esc).collect();
         let _ = writeln!(s, "| {} |", cells.join(" | "));
-        let align: Vec<&str> = (0..self.head.len())
-            .map(|k| if k == 0 { "---" } else { "---:" })
+        let align: Vec<&str> = self
+            .numeric()
+            .iter()
+            .map(|&n| if n { "---:" } else { "---" })
             .collect();
         let _ = writeln!(s, "|{}|", align.join("|"));
         for r in &self.rows {
@@ -1056,10 +1064,26 @@ impl Report {
             let made: Vec<String> = s
                 .iter()
                 .map(|s| match &s.stopped {
-                    Some(why) => format!("stopped at {}: {}", s.made, why_short(why)),
+                    Some(_) => format!("{} (stopped)", s.made),
                     None => s.made.to_string(),
                 })
                 .collect();
+            for (w, s) in BACKENDS.iter().zip(&s) {
+                if let Some(why) = &s.stopped {
+                    let _ = write!(
+                        t.note,
+                        " {} stopped at {} closures: {}{}.",
+                        w.name(),
+                        s.made,
+                        why_short(why),
+                        if s.map_limit {
+                            " (the process reached vm.max_map_count)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
             t.row(vec![
                 "closures made".into(),
                 made[0].clone(),
@@ -1265,7 +1289,7 @@ impl Report {
              uses only libffi's public API, so one binary measures the system libffi, libffi \
              3.6 (`LD_LIBRARY_PATH`) and statictramp (`LD_PRELOAD`). Every call's result is \
              checked.\n",
-            self.command
+            relative(&self.command)
         );
         s.push_str(
             "![instructions and ns per call](bench.svg)\n\n## Machine\n\n| | |\n|---|---|\n",
@@ -1277,6 +1301,21 @@ impl Report {
         for t in self.tables() {
             s.push_str(&t.markdown());
         }
+        s.push_str(
+            "## Notes\n\n\
+             - Instruction counts are repeatable (the same binaries give the same counts on \
+             any x86_64 machine); times depend on the machine and its load. Timed runs \
+             rotate the order of the backends in every round and keep the best value.\n\
+             - The floor runs the same loop shape as the closure loop, with the handler \
+             called directly; net numbers subtract it, so they are what the closure \
+             mechanism adds (trampoline, argument marshalling, return value).\n\
+             - The libffi 3.6 backend is libffi 3.6.0 as vendored in the libffi-sys crate \
+             (its `libffi.pc` says 3.6.0; its `ffi_get_version()` still returns 3.5.2), \
+             configured with its default static trampolines.\n\
+             - `scale` counts VMAs as lines of /proc/self/maps and RSS from \
+             /proc/self/status; the driver's own arrays are allocated and touched before \
+             the first snapshot.\n",
+        );
         s
     }
 }
