@@ -758,6 +758,8 @@ fn count(n: u64) -> String {
         format!("{} M", n / MILLION)
     } else if n == SIXTEEN_M {
         "16 M".into()
+    } else if n >= MILLION && n % 100_000 == 0 {
+        format!("{}.{} M", n / MILLION, n % MILLION / 100_000)
     } else if n >= 1000 && n % 1000 == 0 {
         format!("{} k", n / 1000)
     } else {
@@ -1775,5 +1777,6 @@ mod tests {
         assert_eq!(count(SIXTEEN_M), "16 M");
         assert_eq!(count(MILLION), "1 M");
         assert_eq!(count(100_000), "100 k");
+        assert_eq!(count(4_300_000), "4.3 M");
     }
 }
