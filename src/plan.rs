@@ -306,17 +306,19 @@ unsafe fn same_types(cif: &FfiCif, e: &Entry) -> bool {
     if cif.abi != e.abi || cif.nargs != e.nargs || (e.nargs > 0 && cif.arg_types.is_null()) {
         return false;
     }
-    let n = e.fp_len - 1;
-    (0..=n).all(|i| {
+    // SAFETY (both closures): a non-NULL type pointer of a readable cif
+    // points to a readable ffi_type.
+    let same = |t: *const cif::FfiType, want: (usize, u32)| {
+        !t.is_null() && raw(unsafe { &*t }) == want && unsafe { (*t).elements.is_null() }
+    };
+    let n = e.nargs as usize;
+    for (i, &want) in e.fp[..n].iter().enumerate() {
         // SAFETY: arg_types has nargs entries (checked non-NULL above).
-        let t = if i < n {
-            unsafe { *cif.arg_types.add(i) }
-        } else {
-            cif.rtype
-        };
-        // SAFETY: a non-NULL type pointer of a readable cif is readable.
-        !t.is_null() && raw(unsafe { &*t }) == e.fp[i] && unsafe { (*t).elements.is_null() }
-    })
+        if !same(unsafe { *cif.arg_types.add(i) }, want) {
+            return false;
+        }
+    }
+    same(cif.rtype, e.fp[n])
 }
 
 /// The compiled plan for a libffi cif.
@@ -347,6 +349,21 @@ pub unsafe fn for_cif(cif: *const FfiCif) -> Result<&'static Compiled, CifPlanEr
     if let Ok(Some(c)) = cached {
         return Ok(c);
     }
+    // SAFETY: forwarded contract.
+    unsafe { for_cif_slow(cif, key, idx) }
+}
+
+/// A cache miss: read and classify (or find the interned plan), then cache.
+///
+/// # Safety
+/// As [`cif::read_cif`].
+#[cold]
+#[inline(never)]
+unsafe fn for_cif_slow(
+    cif: *const FfiCif,
+    key: usize,
+    idx: usize,
+) -> Result<&'static Compiled, CifPlanError> {
     // SAFETY: forwarded contract.
     let sig = unsafe { cif::read_cif(cif) }.map_err(CifPlanError::Cif)?;
     let c = intern(sig).map_err(CifPlanError::Classify)?;

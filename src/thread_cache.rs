@@ -115,7 +115,11 @@ pub fn give(p: Pair, spill: impl FnOnce(&[Pair])) -> Result<(), Pair> {
         c.count(-1);
         c.freed.push_back(p);
         if c.freed.len() > HOARD {
-            let batch: Vec<Pair> = c.freed.drain(..BATCH).collect();
+            // A fixed array, not a Vec: no allocation on this path.
+            let mut batch = [p; BATCH];
+            for b in batch.iter_mut() {
+                *b = c.freed.pop_front().unwrap_or(p);
+            }
             spill(&batch);
         }
     })
