@@ -432,9 +432,13 @@ fn build_driver(cc: &[String], reps: u32) -> Result<Driver, String> {
     (SOURCE, cc, &version).hash(&mut h);
     let exe = dir.join(format!("bench-{:016x}", h.finish()));
     if !exe.is_file() {
-        let src = dir.join(format!("bench.{}.c", std::process::id()));
+        // Kept beside the binary, so that callgrind_annotate can show it.
+        let src = dir.join(format!("bench-{:016x}.c", h.finish()));
         let tmp = dir.join(format!("bench.{}.tmp", std::process::id()));
-        std::fs::write(&src, SOURCE).map_err(|e| format!("{}: {e}", src.display()))?;
+        let src_tmp = dir.join(format!("bench.{}.c", std::process::id()));
+        std::fs::write(&src_tmp, SOURCE)
+            .and_then(|()| std::fs::rename(&src_tmp, &src))
+            .map_err(|e| format!("{}: {e}", src.display()))?;
         let out = Command::new(&cc[0])
             .args(&cc[1..])
             .args(["-O2", "-g", "-Wall", "-o"])
@@ -443,7 +447,6 @@ fn build_driver(cc: &[String], reps: u32) -> Result<Driver, String> {
             .args(["-lffi", "-lpthread", "-ldl"])
             .output()
             .map_err(|e| format!("cannot run {}: {e}", cc[0]))?;
-        let _ = std::fs::remove_file(&src);
         if !out.status.success() {
             let _ = std::fs::remove_file(&tmp);
             return Err(format!(
