@@ -81,6 +81,15 @@ pub fn commit_rw(addr: usize, len: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Asks for transparent huge pages on a committed read-write range (a hint:
+/// ignored where THP is off or unsupported).
+pub fn advise_huge(addr: usize, len: usize) {
+    // SAFETY: madvise(MADV_HUGEPAGE) only changes how the kernel backs the
+    // anonymous range we committed; it cannot change its contents or
+    // permissions.
+    unsafe { libc::madvise(addr as *mut _, len, libc::MADV_HUGEPAGE) };
+}
+
 /// Where executable copies of the template come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {

@@ -21,8 +21,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const CLASSES: usize = 20;
 /// Largest record: 16 MiB; larger requests fail with ENOMEM.
 pub const MAX_SIZE: usize = 1 << 24;
-/// Bytes committed at a time.
+/// Bytes committed at a time (one huge page).
 const CHUNK: usize = 1 << 21;
+/// Arena bytes after which new chunks are backed by transparent huge pages
+/// where the system allows it (`madvise` mode): a process with a few
+/// closures keeps 4 KiB pages (no 2 MiB of RSS for 50 records), one with
+/// hundreds of thousands takes one page fault per 2 MiB of records instead
+/// of 512, and fewer TLB misses when it calls and frees them.
+const HUGE_FROM: usize = 8 << 20;
 
 /// Bytes of a record of class `class`.
 pub const fn class_size(class: u32) -> usize {
@@ -105,6 +111,9 @@ impl Slab {
                 .max((end - self.committed).next_multiple_of(CHUNK))
                 .min(self.len - self.committed);
             map::commit_rw(self.base + self.committed, n)?;
+            if self.committed >= HUGE_FROM {
+                map::advise_huge(self.base + self.committed, n);
+            }
             self.committed += n;
         }
         self.used = end;
