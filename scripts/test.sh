@@ -96,6 +96,7 @@ declare -A packages=(
     [file]="file: ELF checks in tests/preload.rs"
     [libseccomp-dev]="strict mode (src/strict.rs): libseccomp builds the seccomp filter"
     [g++]="C++ tests of libffi's testsuite (unwindtest.cc: exceptions through closures)"
+    [valgrind]="callgrind instruction counts in statictramp bench (tests/bench_cli.rs)"
 )
 
 install_packages() {
