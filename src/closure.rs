@@ -19,9 +19,9 @@ use crate::layout::{
 };
 use crate::plan::{self, Compiled};
 use crate::slab::{self, Slab};
-use crate::table::{self, Slot, SlotError, Slots};
+use crate::table::{self, QUARANTINE, Slot, SlotError, Slots};
 use crate::thread_cache::{self, Pair};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::mem::offset_of;
 use std::os::raw::c_void;
 use std::ptr;
@@ -91,6 +91,9 @@ pub static FREED: Header = Header {
 struct Alloc {
     slots: Slots,
     slab: Slab,
+    /// Freed `ffi_closure`-sized records with their slots, kept paired and
+    /// reused first-in first-out after the quarantine, like the slot queue.
+    pairs0: VecDeque<Pair>,
 }
 
 fn state() -> MutexGuard<'static, Alloc> {
@@ -101,6 +104,7 @@ fn state() -> MutexGuard<'static, Alloc> {
             Mutex::new(Alloc {
                 slots: Slots::new(freed_header()),
                 slab: Slab::new(),
+                pairs0: VecDeque::new(),
             })
         })
         .lock()
@@ -123,26 +127,44 @@ pub enum AllocError {
 }
 
 impl Alloc {
-    /// A slot and a record of `class`, or neither.
+    /// A slot and a record of `class`, or neither. Class 0 reuses a freed
+    /// pair once more than QUARANTINE wait behind it, and, when memory runs
+    /// out, any freed pair before failing.
     fn pair(&mut self, class: u32) -> Result<Pair, AllocError> {
-        let slot = self.slots.take().map_err(AllocError::Slots)?;
+        if class == 0 && self.pairs0.len() > QUARANTINE {
+            if let Some(p) = self.pairs0.pop_front() {
+                return Ok(p);
+            }
+        }
+        let slot = match self.slots.take() {
+            Ok(s) => s,
+            Err(e) if class == 0 => return self.pairs0.pop_front().ok_or(AllocError::Slots(e)),
+            Err(e) => return Err(AllocError::Slots(e)),
+        };
         match self.slab.alloc(class) {
             Ok(rec) => Ok(Pair { slot, rec }),
             Err(e) => {
                 self.slots.give_back(slot);
-                Err(AllocError::Records(e))
+                match class {
+                    0 => self.pairs0.pop_front().ok_or(AllocError::Records(e)),
+                    _ => Err(AllocError::Records(e)),
+                }
             }
         }
     }
 
     fn give_back(&mut self, p: Pair, class: u32) {
-        self.slots.give_back(p.slot);
-        self.slab.free(p.rec, class);
+        if class == 0 {
+            self.pairs0.push_back(p);
+        } else {
+            self.slots.give_back(p.slot);
+            self.slab.free(p.rec, class);
+        }
     }
 }
 
-/// Fills a thread cache with up to BATCH fresh class-0 pairs (at least one,
-/// or the error).
+/// Fills a thread cache with up to BATCH class-0 pairs (at least one, or
+/// the error).
 fn refill(fresh: &mut Vec<Pair>) -> Result<(), AllocError> {
     let mut st = state();
     for i in 0..thread_cache::BATCH {
@@ -161,10 +183,7 @@ pub(crate) fn return_pairs(pairs: &[Pair]) {
     if pairs.is_empty() {
         return;
     }
-    let mut st = state();
-    for &p in pairs {
-        st.give_back(p, 0);
-    }
+    state().pairs0.extend(pairs.iter().copied());
 }
 
 /// Allocates a record of at least `size` bytes and a trampoline slot for it.

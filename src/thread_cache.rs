@@ -110,17 +110,18 @@ impl Cache {
 /// Keeps a freed pair. Returns it back if there is no cache here; hands a
 /// batch of the oldest to `spill` when the thread hoards too many.
 /// The pair stops counting as a live closure of this thread.
-pub fn give(p: Pair, spill: impl FnOnce(&[Pair])) -> Result<(), Pair> {
+pub fn give(p: Pair, spill: impl Fn(&[Pair])) -> Result<(), Pair> {
     with(|c| {
         c.count(-1);
         c.freed.push_back(p);
         if c.freed.len() > HOARD {
-            // A fixed array, not a Vec: no allocation on this path.
-            let mut batch = [p; BATCH];
-            for b in batch.iter_mut() {
-                *b = c.freed.pop_front().unwrap_or(p);
-            }
-            spill(&batch);
+            // The oldest BATCH, handed over in place (no copy, no allocation).
+            let (a, b) = c.freed.as_slices();
+            let batch = if a.len() >= BATCH { &a[..BATCH] } else { a };
+            let rest = &b[..(BATCH - batch.len()).min(b.len())];
+            spill(batch);
+            spill(rest);
+            c.freed.drain(..batch.len() + rest.len());
         }
     })
     .ok_or(p)
