@@ -111,6 +111,9 @@ fn state() -> MutexGuard<'static, Alloc> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
+/// Pairs a thread takes from, or gives back to, the global pool at once.
+pub const CACHE_BATCH: usize = thread_cache::BATCH;
+
 fn freed_header() -> *mut u8 {
     (&raw const FREED).cast_mut().cast()
 }

@@ -478,3 +478,109 @@ fn exhaust_map_count() {
     let out = run_child("exhaust_map_count", "map_count", CHILD_LIMIT);
     child_report(&out, "map count");
 }
+
+/// A thread's cached pairs go back to the global pool when it exits, and
+/// closures freed on another thread than the one that made them are
+/// counted right: nothing is lost or counted twice.
+#[test]
+fn thread_caches_return_everything_on_exit() {
+    let _g = serial();
+    let cif = cif_u64_u64();
+    let cif_addr = cif as usize;
+    let (live0, _) = statictramp::closure::stats();
+    // A thread makes 5000 closures and frees half of them, then exits with
+    // a full cache; the other half is freed here.
+    let kept: Vec<(usize, usize)> = std::thread::spawn(move || {
+        let cif = cif_addr as *mut libffi_sys::ffi_cif;
+        let mut v: Vec<(usize, usize)> = (0..5000u64)
+            .map(|i| {
+                let (cl, code) = make(cif, 0, i).expect("alloc in thread");
+                (cl as usize, code as usize)
+            })
+            .collect();
+        for (cl, _) in v.drain(2500..) {
+            unsafe { free(cl as *mut c_void) };
+        }
+        v
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        statictramp::closure::stats().0,
+        live0 + 2500,
+        "live after the thread exited"
+    );
+    for (i, &(_, code)) in kept.iter().enumerate() {
+        assert_eq!(unsafe { call_u64(code as *mut c_void, 7) }, i as u64 + 7);
+    }
+    for &(cl, _) in &kept {
+        unsafe { free(cl as *mut c_void) };
+    }
+    assert_eq!(
+        statictramp::closure::stats().0,
+        live0,
+        "live after freeing the rest here"
+    );
+    // The exited thread's pairs are reusable: 5000 more closures need no
+    // fresh slots beyond the quarantines (this thread's and the pool's).
+    let (_, handed) = statictramp::closure::stats();
+    let again: Vec<_> = (0..5000u64).map(|i| make(cif, 0, i).unwrap()).collect();
+    let (_, handed2) = statictramp::closure::stats();
+    // Allowed: the two quarantines, and one refill batch left unused in
+    // this thread's cache.
+    let q = statictramp::table::QUARANTINE as u32;
+    let batch = statictramp::closure::CACHE_BATCH as u32;
+    assert!(
+        handed2 <= handed + 2 * q + batch,
+        "5000 re-allocations took {} fresh slots; the exited thread's cache was lost?",
+        handed2 - handed
+    );
+    for (cl, _) in again {
+        unsafe { free(cl) };
+    }
+}
+
+/// Steady-state alloc + prep + call + free makes no system call: in a child,
+/// after a warm-up, a seccomp filter kills the process on any system call
+/// but write and exit; 20 000 cycles must still run.
+#[test]
+fn alloc_prep_call_free_make_no_system_calls() {
+    if is_child("no_syscalls") {
+        use libseccomp::{ScmpAction, ScmpFilterContext, ScmpSyscall};
+        let cif = cif_u64_u64();
+        let cycle = |i: u64| {
+            let (cl, code) = make(cif, 0, i).expect("alloc");
+            assert_eq!(unsafe { call_u64(code, 1) }, i + 1);
+            unsafe { free(cl) };
+        };
+        for i in 0..1000 {
+            cycle(i);
+        }
+        let mut f = ScmpFilterContext::new(ScmpAction::KillProcess).unwrap();
+        for name in ["write", "exit", "exit_group", "rt_sigreturn"] {
+            f.add_rule(ScmpAction::Allow, ScmpSyscall::from_name(name).unwrap())
+                .unwrap();
+        }
+        f.load().unwrap();
+        for i in 0..20_000 {
+            cycle(i);
+        }
+        println!("20000 cycles without a system call");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // Straight to exit_group: the test harness's own teardown makes
+        // system calls the filter would (rightly) kill.
+        unsafe { libc::_exit(0) };
+    }
+    let out = run_child(
+        "alloc_prep_call_free_make_no_system_calls",
+        "no_syscalls",
+        CHILD_LIMIT,
+    );
+    assert_child_passed(&out);
+    assert!(
+        out.stdout.contains("20000 cycles without a system call"),
+        "{}",
+        out.describe()
+    );
+}
