@@ -16,7 +16,6 @@
 
 use crate::table::{QUARANTINE, Slot};
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -32,16 +31,82 @@ pub struct Pair {
     pub rec: usize,
 }
 
+/// A fixed-capacity FIFO of pairs: no allocation, no growth checks.
+struct Ring {
+    buf: [Pair; RING],
+    head: usize,
+    len: usize,
+}
+
+/// Ring capacity: a power of two above HOARD + 1.
+const RING: usize = 256;
+const _: () = assert!(RING.is_power_of_two() && RING > HOARD + 1);
+
+impl Ring {
+    const fn new() -> Ring {
+        Ring {
+            buf: [Pair {
+                slot: Slot(0),
+                rec: 0,
+            }; RING],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push_back(&mut self, p: Pair) {
+        debug_assert!(self.len < RING);
+        self.buf[(self.head + self.len) & (RING - 1)] = p;
+        self.len += 1;
+    }
+
+    fn pop_front(&mut self) -> Option<Pair> {
+        if self.len == 0 {
+            return None;
+        }
+        let p = self.buf[self.head];
+        self.head = (self.head + 1) & (RING - 1);
+        self.len -= 1;
+        Some(p)
+    }
+
+    /// The oldest `n` (at most len) pairs, as up to two slices.
+    fn oldest(&self, n: usize) -> (&[Pair], &[Pair]) {
+        let n = n.min(self.len);
+        let first = n.min(RING - self.head);
+        (
+            &self.buf[self.head..self.head + first],
+            &self.buf[..n - first],
+        )
+    }
+
+    fn drop_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.head = (self.head + n) & (RING - 1);
+        self.len -= n;
+    }
+}
+
 struct Cache {
     fresh: Vec<Pair>,
-    freed: VecDeque<Pair>,
+    freed: Ring,
     /// This thread's closures allocated minus freed (any class).
     live: Option<&'static AtomicIsize>,
 }
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        let pairs: Vec<Pair> = self.fresh.drain(..).chain(self.freed.drain(..)).collect();
+        let (a, b) = self.freed.oldest(RING);
+        let pairs: Vec<Pair> = self
+            .fresh
+            .drain(..)
+            .chain(a.iter().copied())
+            .chain(b.iter().copied())
+            .collect();
         crate::closure::return_pairs(&pairs);
         if let Some(c) = self.live.take() {
             retire_counter(c);
@@ -51,7 +116,7 @@ impl Drop for Cache {
 
 thread_local! {
     static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache { fresh: Vec::new(), freed: VecDeque::new(), live: None })
+        RefCell::new(Cache { fresh: Vec::new(), freed: Ring::new(), live: None })
     };
 }
 
@@ -116,12 +181,10 @@ pub fn give(p: Pair, spill: impl Fn(&[Pair])) -> Result<(), Pair> {
         c.freed.push_back(p);
         if c.freed.len() > HOARD {
             // The oldest BATCH, handed over in place (no copy, no allocation).
-            let (a, b) = c.freed.as_slices();
-            let batch = if a.len() >= BATCH { &a[..BATCH] } else { a };
-            let rest = &b[..(BATCH - batch.len()).min(b.len())];
-            spill(batch);
-            spill(rest);
-            c.freed.drain(..batch.len() + rest.len());
+            let (a, b) = c.freed.oldest(BATCH);
+            spill(a);
+            spill(b);
+            c.freed.drop_front(BATCH);
         }
     })
     .ok_or(p)
