@@ -78,21 +78,16 @@ fn trap_entry() -> usize {
     statictramp_entry_trap as *const () as usize
 }
 
-/// The header every free slot's data word points at: calls through a freed
-/// closure land in `statictramp_trap`, which reports and aborts.
-pub static FREED: Header = Header {
-    entry: AtomicUsize::new(0),
-    plan: AtomicPtr::new(ptr::null_mut()),
-    closure: AtomicPtr::new(ptr::null_mut()),
-    slot: AtomicU32::new(u32::MAX),
-    meta: AtomicU32::new(MAGIC_FREED << 8),
-};
+/// Whether a header belongs to a freed closure (for the trap's diagnostic).
+pub fn is_freed(h: &Header) -> bool {
+    h.meta.load(Ordering::Acquire) >> 8 == MAGIC_FREED
+}
 
 struct Alloc {
     slots: Slots,
     slab: Slab,
-    /// Freed `ffi_closure`-sized records with their slots, kept paired and
-    /// reused first-in first-out after the quarantine, like the slot queue.
+    /// Freed `ffi_closure`-sized closures (slot + its own record), reused
+    /// first-in first-out after the quarantine, like the slot queue.
     pairs0: VecDeque<Pair>,
 }
 
@@ -100,9 +95,8 @@ fn state() -> MutexGuard<'static, Alloc> {
     static STATE: OnceLock<Mutex<Alloc>> = OnceLock::new();
     STATE
         .get_or_init(|| {
-            FREED.entry.store(trap_entry(), Ordering::Release);
             Mutex::new(Alloc {
-                slots: Slots::new(freed_header()),
+                slots: Slots::new(),
                 slab: Slab::new(),
                 pairs0: VecDeque::new(),
             })
@@ -113,10 +107,6 @@ fn state() -> MutexGuard<'static, Alloc> {
 
 /// Pairs a thread takes from, or gives back to, the global pool at once.
 pub const CACHE_BATCH: usize = thread_cache::BATCH;
-
-fn freed_header() -> *mut u8 {
-    (&raw const FREED).cast_mut().cast()
-}
 
 /// Why `alloc` failed.
 #[derive(Debug)]
@@ -144,14 +134,18 @@ impl Alloc {
             Err(e) if class == 0 => return self.pairs0.pop_front().ok_or(AllocError::Slots(e)),
             Err(e) => return Err(AllocError::Slots(e)),
         };
+        if class == 0 {
+            // The slot's own record.
+            return Ok(Pair {
+                slot,
+                rec: slot.record(),
+            });
+        }
         match self.slab.alloc(class) {
             Ok(rec) => Ok(Pair { slot, rec }),
             Err(e) => {
                 self.slots.give_back(slot);
-                match class {
-                    0 => self.pairs0.pop_front().ok_or(AllocError::Records(e)),
-                    _ => Err(AllocError::Records(e)),
-                }
+                Err(AllocError::Records(e))
             }
         }
     }
@@ -181,7 +175,7 @@ fn refill(fresh: &mut Vec<Pair>) -> Result<(), AllocError> {
 }
 
 /// Gives class-0 pairs back to the global allocator (a thread's hoard, or
-/// its whole cache when it exits). Their data words already hold FREED.
+/// its whole cache when it exits). Their headers already trap.
 pub(crate) fn return_pairs(pairs: &[Pair]) {
     if pairs.is_empty() {
         return;
@@ -212,23 +206,27 @@ pub fn alloc(size: usize) -> Result<(*mut FfiClosure, usize), AllocError> {
     };
     let Pair { slot, rec } = pair;
     let c = rec as *mut FfiClosure;
+    let header = |closure: *mut FfiClosure| Header {
+        entry: AtomicUsize::new(trap_entry()),
+        plan: AtomicPtr::new(ptr::null_mut()),
+        closure: AtomicPtr::new(closure),
+        slot: AtomicU32::new(slot.0),
+        meta: AtomicU32::new(MAGIC_LIVE << 8 | class),
+    };
     // SAFETY: `rec` is a record of at least CLOSURE_SIZE writable, 8-byte
     // aligned bytes that nothing else references (fresh, or freed and
-    // quarantined: its slot's data word points at FREED, not at it).
+    // quarantined: its header traps, and no live closure points at it).
+    // For a larger class, the slot's own record (equally ours and idle)
+    // becomes the header the trampoline jumps through, naming `rec`.
     unsafe {
-        let h = c as *mut Header;
-        h.write(Header {
-            entry: AtomicUsize::new(trap_entry()),
-            plan: AtomicPtr::new(ptr::null_mut()),
-            closure: AtomicPtr::new(c),
-            slot: AtomicU32::new(slot.0),
-            meta: AtomicU32::new(MAGIC_LIVE << 8 | class),
-        });
+        (c as *mut Header).write(header(c));
         (*c).cif = ptr::null_mut();
         (*c).fun = None;
         (*c).user_data = ptr::null_mut();
+        if class != 0 {
+            (slot.record() as *mut Header).write(header(c));
+        }
     }
-    slot.data_word().store(rec as *mut u8, Ordering::Release);
     Ok((c, slot.code()))
 }
 
@@ -245,36 +243,62 @@ pub enum Owner {
     Foreign,
 }
 
-/// Classifies a pointer a C caller handed us. Takes no lock: the arena's
-/// range and the number of slots handed out only grow.
+/// Classifies a pointer a C caller handed us. Takes no lock: the slots
+/// handed out and the record arena only grow, and records stay mapped.
 pub fn owner(p: *const c_void) -> Owner {
     let p = p as usize;
+    let handed_out = table::handed_out();
+    if let Some(slot) = Slot::from_record(p, handed_out) {
+        // A slot's own record.
+        // SAFETY: the record of a handed-out slot is committed read-write
+        // and never unmapped; the words are atomics.
+        let h = unsafe { &*(p as *const Header) };
+        let meta = h.meta.load(Ordering::Acquire);
+        return match meta >> 8 {
+            MAGIC_FREED => Owner::Freed,
+            // Class 0 only: with a larger class this record is the slot's
+            // forwarding header, never handed to the caller.
+            MAGIC_LIVE if meta & 0xff == 0 && h.slot.load(Ordering::Acquire) == slot.0 => {
+                Owner::Live(slot)
+            }
+            _ => Owner::Corrupt,
+        };
+    }
+    if table::in_records(p) {
+        // Inside the slots' records, but not at the start of a handed-out
+        // slot's record: an interior pointer.
+        return Owner::Corrupt;
+    }
     if !slab::contains(p, HDR_SIZE) {
         return Owner::Foreign;
     }
+    // A larger record from the arena.
     // SAFETY: [p, p + HDR_SIZE) lies in the record arena, which is committed
     // read-write and never unmapped; the words are atomics, so reading a
     // record another thread is writing is defined (possibly garbage if `p`
-    // is an interior pointer: the data-word check below catches that).
+    // is an interior pointer: the slot check below catches that).
     let h = unsafe { &*(p as *const Header) };
     let meta = h.meta.load(Ordering::Acquire);
     let slot = Slot(h.slot.load(Ordering::Acquire));
     if meta >> 8 == MAGIC_FREED {
         return Owner::Freed;
     }
-    if meta >> 8 != MAGIC_LIVE || p % 8 != 0 || slot.0 >= table::handed_out() {
+    if meta >> 8 != MAGIC_LIVE || meta & 0xff == 0 || p % 8 != 0 || slot.0 >= handed_out {
         return Owner::Corrupt;
     }
-    if slot.data_word().load(Ordering::Acquire) as usize != p {
+    // SAFETY: a handed-out slot's record is committed and never unmapped.
+    let fwd = unsafe { &*(slot.record() as *const Header) };
+    if fwd.closure.load(Ordering::Acquire) as usize != p || fwd.meta.load(Ordering::Acquire) != meta
+    {
         return Owner::Corrupt;
     }
     Owner::Live(slot)
 }
 
-/// Frees a record: its slot's data word goes back to the freed sentinel
-/// first, so calls through the stale code pointer trap until the slot is
-/// reused. Two frees of one record race safely: exactly one wins, the other
-/// sees `Freed`.
+/// Frees a closure: the header its slot jumps through traps from now on,
+/// so calls through the stale code pointer abort with a diagnostic until
+/// the slot is reused (after the quarantine). Two frees of one record race
+/// safely: exactly one wins, the other sees `Freed`.
 pub fn free(p: *mut c_void) -> Owner {
     let o = owner(p);
     let Owner::Live(slot) = o else { return o };
@@ -293,9 +317,13 @@ pub fn free(p: *mut c_void) -> Owner {
     {
         return Owner::Freed;
     }
-    slot.data_word().store(freed_header(), Ordering::Release);
-    h.entry.store(trap_entry(), Ordering::Release);
-    h.plan.store(ptr::null_mut(), Ordering::Release);
+    // SAFETY: the slot's own record is ours (it is `p` for class 0).
+    let jump = unsafe { &*(slot.record() as *const Header) };
+    jump.entry.store(trap_entry(), Ordering::Release);
+    jump.plan.store(ptr::null_mut(), Ordering::Release);
+    if class != 0 {
+        jump.meta.store(MAGIC_FREED << 8 | class, Ordering::Release);
+    }
     let pair = Pair {
         slot,
         rec: p as usize,
@@ -441,13 +469,15 @@ unsafe fn prep_compiled(
     let fun = fun.ok_or(PrepError::NullFun)?;
     let compiled_ptr = (compiled as *const Compiled).cast_mut();
     match owner(closure.cast()) {
-        Owner::Live(_) => {
-            // SAFETY: a live record of ours: writable, header in tramp[].
+        Owner::Live(slot) => {
+            // SAFETY: a live record of ours: writable; the header its slot
+            // jumps through is the slot's own record (the record itself for
+            // class 0).
             unsafe {
                 (*closure).cif = cif;
                 (*closure).fun = Some(fun);
                 (*closure).user_data = user_data;
-                let h = &*(closure as *const Header);
+                let h = &*(slot.record() as *const Header);
                 h.plan.store(compiled_ptr, Ordering::Release);
                 // Last: the entry, so a concurrent caller sees a complete record.
                 h.entry.store(compiled.entry.address(), Ordering::Release);
@@ -494,8 +524,9 @@ pub fn stats() -> (usize, u32) {
 pub fn owns_code(code: usize) -> bool {
     match Slot::from_code(code, table::handed_out()) {
         Some(slot) => {
-            let rec = slot.data_word().load(Ordering::Acquire);
-            rec != freed_header() && matches!(owner(rec.cast()), Owner::Live(s) if s == slot)
+            // SAFETY: a handed-out slot's record is committed and never unmapped.
+            let h = unsafe { &*(slot.record() as *const Header) };
+            h.meta.load(Ordering::Acquire) >> 8 == MAGIC_LIVE
         }
         None => false,
     }

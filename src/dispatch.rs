@@ -6,7 +6,7 @@
 //! plan was made at prep time and the entry reserved all scratch memory.
 #![allow(unsafe_code)]
 
-use crate::closure::{FREED, Header};
+use crate::closure::{self, Header};
 use crate::layout::FRAME_STACK_PTR;
 use statictramp_abi::x86_64::frame;
 use statictramp_abi::{ArgLoc, Ext, RetLoc};
@@ -119,7 +119,9 @@ pub fn diag(msg: &str) {
 /// `header` is the header the trampoline loaded.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn statictramp_trap(header: *const Header) -> ! {
-    if ptr::eq(header, &FREED) {
+    // SAFETY: the trap entry is only reached through a slot, whose record
+    // (the header) is committed and never unmapped.
+    if closure::is_freed(unsafe { &*header }) {
         diag(
             "a freed closure was called (its code pointer was passed to ffi_closure_free before this call); aborting",
         );

@@ -10,4 +10,7 @@ pub const SLOT: usize = SLOT_SIZE;
 pub const TEMPLATE_BYTES: usize = SLOT_SIZE * TEMPLATE_SLOTS;
 
 const _: () = assert!(TEMPLATE_BYTES % TEMPLATE_ALIGN == 0);
-const _: () = assert!(DATA_DIST % TEMPLATE_BYTES == 0);
+const _: () = assert!(REC_STRIDE == CLOSURE_SIZE);
+const _: () = assert!(RECORDS_BYTES == TEMPLATE_SLOTS * REC_STRIDE);
+const _: () = assert!(RECORDS_BYTES % TEMPLATE_ALIGN == 0 && RECORDS_BYTES >= TEMPLATE_BYTES);
+const _: () = assert!(REC_DIST == REGION_COPIES * RECORDS_BYTES);

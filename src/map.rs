@@ -65,7 +65,8 @@ pub fn reserve(len: usize, align: usize) -> io::Result<usize> {
 
 /// Gives back a range obtained from `reserve` that holds nothing in use.
 pub fn release(addr: usize, len: usize) {
-    // SAFETY: callers pass a whole range from `reserve` that nothing uses.
+    // SAFETY: callers pass a range from `reserve` (whole, or a part they
+    // never mapped anything into) that nothing uses.
     unsafe { libc::munmap(addr as *mut _, len) };
 }
 

@@ -1,43 +1,49 @@
-//! Trampoline tables: which code slots exist, where each slot's data word
+//! Trampoline tables: which code slots exist, where each slot's record
 //! is, and handing slots out.
 //!
 //! A slot is named by a global index. Indices `0..IMAGE_SLOTS` are the
-//! in-image pool (code in the library's .text, data words in its .bss);
-//! the next ones are mapped regions, each `2 * DATA_DIST` bytes of reserved
-//! address space: template copies fill the lower half one after another,
-//! and each copy's data words sit DATA_DIST above the copy, 8 bytes apart
-//! (slot j of a copy reads copy + DATA_DIST + 8 j), so the data half grows
-//! as one writable mapping of which only the words are ever touched.
+//! in-image pool (code in the library's .text, records in its .bss); the
+//! next ones are mapped regions, each `2 * REC_DIST` bytes of reserved
+//! address space. Template copies go into the lower half RECORDS_BYTES
+//! apart (the hole after each copy's code is released, so it is no VMA),
+//! and each copy's records sit REC_DIST above the copy, so the records of a
+//! region grow as one read-write mapping:
 //!
 //! ```text
-//! region base                       base + DATA_DIST            base + 2*DATA_DIST
-//! | copy 0 | copy 1 | ... (R+X, file) | data 0 | data 1 | ... (RW, anonymous) |
+//! base               base + RECORDS_BYTES          base + REC_DIST              base + 2*REC_DIST
+//! | copy 0 | hole    | copy 1 | hole    | ...     | records 0 | records 1 | ... (RW, anonymous) |
 //! ```
+//!
+//! Slot j of copy k has its code at `base + k*RECORDS_BYTES + 16 j` and its
+//! record at `base + REC_DIST + k*RECORDS_BYTES + 56 j`: the slot computes
+//! that address PC-relatively, so a record is found without a load and
+//! without a separate data word.
 #![allow(unsafe_code)]
 
 use crate::layout::{
-    DATA_DIST, DATA_STRIDE, IMAGE_SLOTS, SLOT, TEMPLATE_ALIGN, TEMPLATE_BYTES, TEMPLATE_SLOTS,
+    IMAGE_SLOTS, REC_DIST, REC_STRIDE, RECORDS_BYTES, REGION_COPIES, SLOT, TEMPLATE_ALIGN,
+    TEMPLATE_BYTES, TEMPLATE_SLOTS,
 };
 use crate::map;
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 unsafe extern "C" {
     static statictramp_image_table: u8;
-    static statictramp_image_data: u8;
+    static statictramp_image_records: u8;
 }
 
 /// Freed slots wait in a FIFO queue and are reused only while more than
 /// this many are waiting: a stale code pointer keeps hitting the freed-slot
-/// sentinel (diagnostic + abort) for at least this many further frees,
+/// trap entry (diagnostic + abort) for at least this many further frees,
 /// instead of running the next closure allocated. Costs at most this many
 /// extra slots.
 pub const QUARANTINE: usize = 64;
 
 /// Slots per mapped region.
-pub const REGION_SLOTS: usize = DATA_DIST / SLOT;
-/// Most mapped regions (each holds REGION_SLOTS = 16 M slots).
+pub const REGION_SLOTS: usize = REGION_COPIES * TEMPLATE_SLOTS;
+/// Most mapped regions (each holds REGION_SLOTS = 4 M slots).
 pub const MAX_REGIONS: usize = 64;
 
 /// Base addresses of mapped regions, published once each is reserved;
@@ -60,8 +66,16 @@ fn image_code() -> usize {
     (&raw const statictramp_image_table) as usize
 }
 
-fn image_data() -> usize {
-    (&raw const statictramp_image_data) as usize
+fn image_records() -> usize {
+    (&raw const statictramp_image_records) as usize
+}
+
+/// Where a mapped slot is: its region's base, its copy and its index in it.
+fn locate(i: usize) -> (usize, usize, usize) {
+    let m = i - IMAGE_SLOTS;
+    let base = REGIONS[m / REGION_SLOTS].load(Ordering::Acquire);
+    let within = m % REGION_SLOTS;
+    (base, within / TEMPLATE_SLOTS, within % TEMPLATE_SLOTS)
 }
 
 impl Slot {
@@ -71,43 +85,77 @@ impl Slot {
         if i < IMAGE_SLOTS {
             image_code() + i * SLOT
         } else {
-            let r = (i - IMAGE_SLOTS) / REGION_SLOTS;
-            let s = (i - IMAGE_SLOTS) % REGION_SLOTS;
-            REGIONS[r].load(Ordering::Acquire) + s * SLOT
+            let (base, k, j) = locate(i);
+            base + k * RECORDS_BYTES + j * SLOT
         }
     }
 
-    /// The slot's data word: the header its trampoline loads into r10.
-    pub fn data_word(self) -> &'static AtomicPtr<u8> {
+    /// Address of the slot's record: the `ffi_closure` whose header (in its
+    /// `tramp[]`) the slot's code jumps through. Committed read-write and
+    /// never unmapped for every slot handed out.
+    pub fn record(self) -> usize {
         let i = self.0 as usize;
-        let addr = if i < IMAGE_SLOTS {
-            image_data() + i * DATA_STRIDE
+        if i < IMAGE_SLOTS {
+            image_records() + i * REC_STRIDE
         } else {
-            // Slot j of its copy reads (copy + DATA_DIST + j * DATA_STRIDE).
-            let j = (i - IMAGE_SLOTS) % TEMPLATE_SLOTS;
-            self.code() + DATA_DIST - j * (SLOT - DATA_STRIDE)
-        };
-        // SAFETY: every slot handed out by `Slots` has its data word in
-        // committed read-write memory (the image's .bss or a committed part
-        // of a region's data half) that is never unmapped, 8-byte aligned.
-        unsafe { &*(addr as *const AtomicPtr<u8>) }
+            let (base, k, j) = locate(i);
+            base + REC_DIST + k * RECORDS_BYTES + j * REC_STRIDE
+        }
     }
 
     /// The slot whose code starts at `code`, if `code` is one of ours and
-    /// `in_use` slots have been handed out up to it.
+    /// the slot has been handed out (`handed_out` slots so far).
     pub fn from_code(code: usize, handed_out: u32) -> Option<Slot> {
         let ic = image_code();
         let found = if code >= ic && code < ic + IMAGE_SLOTS * SLOT {
             Some((code - ic) / SLOT).filter(|_| (code - ic) % SLOT == 0)
         } else {
-            REGIONS.iter().enumerate().find_map(|(r, base)| {
-                let b = base.load(Ordering::Acquire);
-                (b != 0 && code >= b && code < b + DATA_DIST && (code - b) % SLOT == 0)
-                    .then(|| IMAGE_SLOTS + r * REGION_SLOTS + (code - b) / SLOT)
-            })
+            in_region(code, 0, TEMPLATE_BYTES, SLOT)
         };
         found.map(|i| Slot(i as u32)).filter(|s| s.0 < handed_out)
     }
+
+    /// The slot whose record starts at `rec`, if `rec` is one of ours and
+    /// the slot has been handed out.
+    pub fn from_record(rec: usize, handed_out: u32) -> Option<Slot> {
+        let ir = image_records();
+        let found = if rec >= ir && rec < ir + IMAGE_SLOTS * REC_STRIDE {
+            Some((rec - ir) / REC_STRIDE).filter(|_| (rec - ir) % REC_STRIDE == 0)
+        } else {
+            in_region(rec, REC_DIST, RECORDS_BYTES, REC_STRIDE)
+        };
+        found.map(|i| Slot(i as u32)).filter(|s| s.0 < handed_out)
+    }
+}
+
+/// Whether `addr` lies in the records of the in-image pool or of a mapped
+/// region (a record start or not).
+pub fn in_records(addr: usize) -> bool {
+    let ir = image_records();
+    (addr >= ir && addr < ir + IMAGE_SLOTS * REC_STRIDE)
+        || REGIONS.iter().any(|base| {
+            let b = base.load(Ordering::Acquire);
+            b != 0 && addr >= b + REC_DIST && addr < b + 2 * REC_DIST
+        })
+}
+
+/// The global slot index of `addr` if it is the start of a slot's part
+/// (code or record) in a mapped region: parts start `offset` above a copy's
+/// position, span `len` bytes per copy, `stride` bytes per slot.
+fn in_region(addr: usize, offset: usize, len: usize, stride: usize) -> Option<usize> {
+    REGIONS.iter().enumerate().find_map(|(r, base)| {
+        let b = base.load(Ordering::Acquire);
+        let start = b + offset;
+        if b == 0 || addr < start || addr >= start + REC_DIST {
+            return None;
+        }
+        let (k, within) = (
+            (addr - start) / RECORDS_BYTES,
+            (addr - start) % RECORDS_BYTES,
+        );
+        (within < len && within % stride == 0)
+            .then(|| IMAGE_SLOTS + r * REGION_SLOTS + k * TEMPLATE_SLOTS + within / stride)
+    })
 }
 
 /// Hands out slots: the in-image pool first, then mapped regions.
@@ -117,16 +165,15 @@ pub struct Slots {
     free: VecDeque<Slot>,
     /// Slots ever handed out: the next fresh index.
     next: u32,
-    /// Slots whose code and data are mapped and ready (a multiple of
+    /// Slots whose code and records are mapped and ready (a multiple of
     /// TEMPLATE_SLOTS beyond the in-image pool).
     ready: u32,
-    /// What every fresh data word is set to (the freed-slot sentinel).
-    sentinel: *mut u8,
+    /// End of the committed records in the current region (0: none yet).
+    committed: usize,
 }
 
-// SAFETY: `sentinel` points at a static header; Slots is only used under
-// the allocator's mutex.
-unsafe impl Send for Slots {}
+/// Huge page size the record halves are aligned and committed to.
+const HUGE: usize = 2 << 20;
 
 /// Why no slot could be had.
 #[derive(Debug)]
@@ -136,12 +183,13 @@ pub enum SlotError {
 }
 
 impl Slots {
-    pub const fn new(sentinel: *mut u8) -> Slots {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Slots {
         Slots {
             free: VecDeque::new(),
             next: 0,
-            ready: 0,
-            sentinel,
+            ready: IMAGE_SLOTS as u32,
+            committed: 0,
         }
     }
 
@@ -155,20 +203,13 @@ impl Slots {
         self.next as usize - self.free.len()
     }
 
-    /// Takes a slot; its data word holds the sentinel.
+    /// Takes a slot: a fresh one (its record is zeroed memory), or a freed
+    /// one after the quarantine (its record's header traps).
     pub fn take(&mut self) -> Result<Slot, SlotError> {
         if self.free.len() > QUARANTINE {
             if let Some(s) = self.free.pop_front() {
                 return Ok(s);
             }
-        }
-        if self.ready == 0 {
-            // First use: the in-image pool. Point every data word at the
-            // sentinel so that no slot ever jumps through a null header.
-            for i in 0..IMAGE_SLOTS as u32 {
-                Slot(i).data_word().store(self.sentinel, Ordering::Relaxed);
-            }
-            self.ready = IMAGE_SLOTS as u32;
         }
         if self.next == self.ready {
             if let Err(e) = self.grow() {
@@ -182,51 +223,70 @@ impl Slots {
         Ok(s)
     }
 
-    /// Returns a slot; the caller has already pointed its data word at the sentinel.
+    /// Returns a slot; the caller has already made its record's header trap.
     pub fn give_back(&mut self, s: Slot) {
         self.free.push_back(s);
     }
 
-    /// Maps one more template copy (and its data) at the end of the last
-    /// region, reserving a new region when the last one is full.
+    /// Maps one more template copy (and commits its records) at the end of
+    /// the last region, reserving a new region when the last one is full.
     fn grow(&mut self) -> Result<(), SlotError> {
         let mapped = self.ready as usize - IMAGE_SLOTS;
         let r = mapped / REGION_SLOTS;
-        let within = mapped % REGION_SLOTS; // the region stays reserved after a failure
+        let k = (mapped % REGION_SLOTS) / TEMPLATE_SLOTS; // the region stays reserved after a failure
         if r >= MAX_REGIONS {
             return Err(SlotError::Exhausted(io::Error::other(
                 "all trampoline regions are full",
             )));
         }
         if REGIONS[r].load(Ordering::Acquire) == 0 {
-            let base = map::reserve(2 * DATA_DIST, TEMPLATE_ALIGN).map_err(SlotError::Exhausted)?;
+            // 2 MiB-aligned, so that the record half can use huge pages.
+            let base = map::reserve(2 * REC_DIST, HUGE.max(TEMPLATE_ALIGN))
+                .map_err(SlotError::Exhausted)?;
             REGIONS[r].store(base, Ordering::Release);
         }
         let base = REGIONS[r].load(Ordering::Acquire);
-        let code = base + within * SLOT;
-        let data = code + DATA_DIST;
-        map::commit_rw(data, TEMPLATE_BYTES).map_err(SlotError::Exhausted)?;
-        // Data words first, so that no mapped slot is ever without a header.
-        let words = data as *mut AtomicPtr<u8>;
-        for i in 0..TEMPLATE_SLOTS {
-            // SAFETY: `data` was just committed read-write, TEMPLATE_BYTES
-            // long; slot i's word is at i * DATA_STRIDE.
-            unsafe { (*words.byte_add(i * DATA_STRIDE)).store(self.sentinel, Ordering::Relaxed) };
+        let code = base + k * RECORDS_BYTES;
+        let records = code + REC_DIST;
+        // Records first, so that no mapped slot is ever without one. They
+        // stay untouched (not resident) until their slots are used; past the
+        // first few copies, transparent huge pages back them (one fault per
+        // 2 MiB and fewer TLB misses for processes with many closures).
+        // Committed up to the next 2 MiB boundary (the records half is one
+        // mapping, so this only moves its end), so that a huge page can
+        // back the records about to be used.
+        let end = (records + RECORDS_BYTES)
+            .next_multiple_of(HUGE)
+            .min(base + 2 * REC_DIST);
+        if k == 0 {
+            self.committed = 0; // a new region
+        }
+        let from = self.committed.max(records);
+        if end > from {
+            map::commit_rw(from, end - from).map_err(SlotError::Exhausted)?;
+            if mapped / TEMPLATE_SLOTS >= 4 {
+                map::advise_huge(from, end - from);
+            }
+            self.committed = end;
         }
         map::map_template_copy(code).map_err(SlotError::Exhausted)?;
+        // The rest of this copy's stride holds nothing: give it back, so
+        // that it is a hole rather than a reserved VMA between two copies.
+        map::release(code + TEMPLATE_BYTES, RECORDS_BYTES - TEMPLATE_BYTES);
         self.ready += TEMPLATE_SLOTS as u32;
         Ok(())
     }
 }
 
 /// Address ranges of trampoline code: (start, length) of the in-image
-/// table and every mapped region's code half. For diagnostics and tests.
+/// table and every mapped region's code half (copies and the holes between
+/// them). For diagnostics and tests.
 pub fn code_ranges() -> Vec<(usize, usize)> {
     let mut v = vec![(image_code(), IMAGE_SLOTS * SLOT)];
     for base in &REGIONS {
         let b = base.load(Ordering::Acquire);
         if b != 0 {
-            v.push((b, DATA_DIST));
+            v.push((b, REC_DIST));
         }
     }
     v

@@ -6,7 +6,7 @@
 mod support;
 
 use statictramp::capi;
-use statictramp::layout::{DATA_DIST, IMAGE_SLOTS};
+use statictramp::layout::{IMAGE_SLOTS, REC_DIST};
 use std::collections::BTreeSet;
 use std::os::raw::c_void;
 use std::os::unix::process::ExitStatusExt;
@@ -123,15 +123,20 @@ fn check_wx(batch: &Batch, when: &str) -> usize {
             other => errors.push(format!("closure {i}: record {cl:p} in {other:?}")),
         }
         if !(image.0..image.0 + image.1).contains(&code) {
-            // A mapped template copy: its data word is in the region's
-            // data half, DATA_DIST above the copy.
+            // A mapped template copy: the closure's record is its slot's
+            // own record, in the region's record half, REC_DIST above the
+            // copy, in anonymous read-write memory.
             mapped_slots += 1;
             let handed_out = statictramp::closure::stats().1;
             let slot = statictramp::table::Slot::from_code(code, handed_out).expect("our slot");
-            let word = slot.data_word() as *const _ as usize;
-            match find(&maps, word) {
+            if slot.record() != cl as usize {
+                errors.push(format!(
+                    "closure {i}: record {cl:p} is not its slot's record"
+                ));
+            }
+            match find(&maps, cl as usize) {
                 Some(d) if d.read && d.write && !d.exec && d.inode == 0 => {}
-                other => errors.push(format!("closure {i}: data word of {code:#x} in {other:?}")),
+                other => errors.push(format!("closure {i}: record of {code:#x} in {other:?}")),
             }
         }
     }
@@ -258,9 +263,9 @@ fn owns_code_live_freed_and_foreign() {
             "record of closure {i} is not code"
         );
         assert_eq!(
-            owns(code + DATA_DIST),
+            owns(code + REC_DIST),
             0,
-            "data word of closure {i} is not code"
+            "closure {i} code + REC_DIST is not code"
         );
     }
     // The slot after the last one handed out.

@@ -11,24 +11,30 @@
 /* ---- trampoline slots ------------------------------------------------- */
 /* Bytes per code slot. */
 #define SLOT_SIZE 16
-/* Bytes per data word: slot i of a table reads the word at
- * (table's data base + i * DATA_STRIDE), so a live closure costs 16 bytes of
- * code and 8 of data. */
-#define DATA_STRIDE 8
-/* Slots in the in-image pool (code in .text, data words in .bss). */
+/* Every slot has its own closure record (an ffi_closure, CLOSURE_SIZE
+ * bytes) at a fixed distance: the slot computes the record's address
+ * PC-relatively (lea, no load) and jumps through the header at its start.
+ * A live closure costs 16 bytes of code and its 56-byte record. */
+#define REC_STRIDE 56
+/* Slots in the in-image pool (code in .text, records in .bss). */
 #define IMAGE_SLOTS 1024
 /* Slots in the mappable template; its size (SLOT_SIZE * TEMPLATE_SLOTS =
  * 512 KiB) is a multiple of the largest page size we support (64 KiB).
- * Each mapped copy is one VMA: 32 Ki slots per VMA keeps 16 M live closures
- * at ~31 VMAs per million, far inside vm.max_map_count (65530). */
+ * Each mapped copy is one VMA. */
 #define TEMPLATE_SLOTS 32768
 #define TEMPLATE_ALIGN 65536
-/* Distance from a mapped template copy to its data words: 256 MiB. A mapped
- * region is [code copies: DATA_DIST bytes][data: DATA_DIST bytes]; copy k's
- * data words fill the first TEMPLATE_SLOTS * DATA_STRIDE bytes of its
- * TEMPLATE_BYTES-sized data chunk (the rest is committed, never touched,
- * never resident), so slot i of a copy reads (copy + DATA_DIST + 8 i). */
-#define DATA_DIST 268435456
+/* Records of one template copy: TEMPLATE_SLOTS * REC_STRIDE = 1.75 MiB, a
+ * multiple of 64 KiB. Copies are mapped RECORDS_BYTES apart (their code is
+ * followed by a released hole), so that the records of all copies of a
+ * region are one contiguous read-write mapping. */
+#define RECORDS_BYTES 1835008
+/* Copies per mapped region. */
+#define REGION_COPIES 128
+/* Distance from a copy to its records: REGION_COPIES * RECORDS_BYTES
+ * (224 MiB). A region is [copies, RECORDS_BYTES apart: REC_DIST bytes]
+ * [records: REC_DIST bytes]; slot j of a copy uses the record at
+ * (copy + REC_DIST + j * REC_STRIDE). */
+#define REC_DIST 234881024
 
 /* ---- closure header: the first bytes of ffi_closure.tramp[32] --------- */
 /* The trampoline loads a pointer to a header into r10 and jumps through
