@@ -4,7 +4,8 @@
 //! (`tramp[FFI_TRAMPOLINE_SIZE = 32]`, `cif`, `fun`, `user_data`; see
 //! libffi src/x86/ffitarget.h, FFI_TRAMPOLINE_SIZE) so clients that read or
 //! embed it keep working. Our bookkeeping, the [`Header`], lives in
-//! `tramp[]`; the trampoline slot's data word points at it.
+//! `tramp[]`; the trampoline slot computes its record's address and jumps
+//! through that header.
 //!
 //! Closures prepared on memory we did not allocate (clients bringing their
 //! own executable memory, as libffi allows) get a classic trampoline written

@@ -71,7 +71,7 @@ pub fn release(addr: usize, len: usize) {
 }
 
 /// Makes `[addr, addr + len)` of a reserved range readable and writable
-/// (never executable): the data words and closure records.
+/// (never executable): closure records.
 pub fn commit_rw(addr: usize, len: usize) -> io::Result<()> {
     // SAFETY: callers pass a page-aligned range inside a range they reserved
     // with `reserve`; it holds no code.

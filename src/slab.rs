@@ -1,15 +1,15 @@
-//! Closure records: the writable memory `ffi_closure_alloc` returns.
+//! Large closure records: the writable memory `ffi_closure_alloc` returns
+//! for requests larger than an `ffi_closure`.
 //!
-//! Records come from one reserved address range, committed read-write in
-//! chunks and never returned to the system, so that (a) "is this pointer
-//! ours?" is a range check that needs no lock ([`contains`]), and (b)
-//! reading the header of a freed record (to diagnose a double free) never
-//! touches unmapped memory.
-//!
-//! Size classes: class 0 is exactly an `ffi_closure` (56 bytes, 8-byte
-//! aligned) — what nearly every client asks for, and the one the per-thread
-//! caches serve — then powers of two from 64 bytes to 16 MiB, each aligned
-//! to its size (at most a page). Each class has a free list.
+//! Size classes: class 0 is exactly an `ffi_closure` (56 bytes) — what
+//! nearly every client asks for; those records are the trampoline slots'
+//! own (src/table.rs) and never come from here. Classes 1.. are powers of
+//! two from 64 bytes to 16 MiB, each aligned to its size (at most a page),
+//! taken from one reserved address range, committed read-write in chunks
+//! and never returned to the system, so that (a) "is this pointer ours?" is
+//! a range check that needs no lock ([`contains`]), and (b) reading the
+//! header of a freed record (to diagnose a double free) never touches
+//! unmapped memory. Each class has a free list.
 #![allow(unsafe_code)]
 
 use crate::layout::CLOSURE_SIZE;

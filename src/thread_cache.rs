@@ -6,7 +6,7 @@
 //! [`BATCH`] (one lock per batch) and keeps the pairs it frees in a FIFO
 //! queue. A freed pair is reused only while more than [`QUARANTINE`] freed
 //! pairs wait behind it, so a stale code pointer keeps hitting the
-//! freed-slot sentinel for at least that many further frees on this thread
+//! trap entry for at least that many further frees on this thread
 //! (the global allocator keeps the same rule across threads). A thread that
 //! hoards more than [`HOARD`] freed pairs gives a batch back; a thread that
 //! exits gives everything back.

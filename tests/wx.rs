@@ -95,7 +95,7 @@ fn check_wx(batch: &Batch, when: &str) -> usize {
 
     // 2. Every closure's code is in a read + execute, not writable, file
     //    backed mapping of the image or the template memfd; every record
-    //    and every mapped slot's data word is in memory that is not
+    //    and every mapped slot's record is in memory that is not
     //    executable.
     let image = statictramp::table::code_ranges()[0];
     let mut code_maps = BTreeSet::new();

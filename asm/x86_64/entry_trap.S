@@ -1,6 +1,6 @@
 /*
  * statictramp_entry_trap: the entry of closures that must not be called —
- * freed slots (their data word points at the freed sentinel header) and
+ * freed closures (their header has the trap entry and the FREED magic) and
  * records allocated but not yet prepared.
  *
  * In: r10 = header. Never returns: statictramp_trap(header: rdi) prints a
