@@ -1,0 +1,43 @@
+//! Helpers for the integration tests that run programs (the CLI, C probes,
+//! the preload library): running a command, reading its output, and the
+//! preload library from STATICTRAMP_PRELOAD. Each test crate that runs
+//! programs includes this module.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Output bytes as text (lossy).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `cmd` to completion; a command that cannot start fails the test.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// The repository root.
+pub fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The preload library scripts/build-preload made, from STATICTRAMP_PRELOAD
+/// (absolute). Missing: the test fails and says how to build it.
+pub fn preload() -> PathBuf {
+    let Some(p) = std::env::var_os("STATICTRAMP_PRELOAD") else {
+        panic!(
+            "STATICTRAMP_PRELOAD is not set, so the LD_PRELOAD library cannot be tested. \
+             Run scripts/test.sh (it builds the library and runs all tests), or: \
+             STATICTRAMP_PRELOAD=$(scripts/build-preload) cargo test --release"
+        );
+    };
+    let p = PathBuf::from(p);
+    p.canonicalize().unwrap_or_else(|e| {
+        panic!(
+            "STATICTRAMP_PRELOAD={}: {e}; build it with scripts/build-preload (scripts/test.sh does)",
+            p.display()
+        )
+    })
+}
