@@ -93,7 +93,7 @@ const fn rule(syscall: &'static str, conds: &'static [Cond], why: &'static str) 
     }
 }
 
-/// The mapping rules shared by every ABI whose `mmap`-like call takes
+/// The mapping rules of an ABI whose `mmap`-like call (`$mmap`) takes
 /// (addr, len, prot, flags, fd, off) in registers.
 macro_rules! map_rules {
     ($mmap:literal) => {
@@ -133,67 +133,54 @@ macro_rules! map_rules {
 }
 
 /// x86_64 and x32 (same names; libseccomp numbers x32 calls itself).
-const RULES_64: &[Rule] = &{
-    let m = map_rules!("mmap");
-    [
-        m[0],
-        m[1],
-        m[2],
-        m[3],
-        m[4],
-        m[5],
-        rule(
-            "shmat",
-            &[has(2, SHM_EXEC)],
-            "executable System V shared memory",
-        ),
-    ]
-};
+const MAP_RULES_64: [Rule; 6] = map_rules!("mmap");
+const EXTRA_RULES_64: &[Rule] = &[rule(
+    "shmat",
+    &[has(2, SHM_EXEC)],
+    "executable System V shared memory",
+)];
 
 /// i386.
-const RULES_I386: &[Rule] = &{
-    let m = map_rules!("mmap2");
-    [
-        m[0],
-        m[1],
-        m[2],
-        m[3],
-        m[4],
-        m[5],
-        rule(
-            "mmap",
-            &[],
-            "old_mmap: arguments in memory, cannot be inspected",
-        ),
-        // libseccomp turns this into shmat (397) and ipc(SHMAT) with the
-        // call word compared whole ...
-        rule(
-            "shmat",
-            &[has(2, SHM_EXEC)],
-            "executable System V shared memory",
-        ),
-        // ... but the kernel ignores the call word's high 16 bits (a
-        // version), so compare only the low 16 as well.
-        rule(
-            "ipc",
-            &[
-                Cond {
-                    arg: 0,
-                    mask: 0xffff,
-                    value: IPC_SHMAT,
-                },
-                has(2, SHM_EXEC),
-            ],
-            "executable System V shared memory via ipc()",
-        ),
-    ]
-};
+const MAP_RULES_I386: [Rule; 6] = map_rules!("mmap2");
+const EXTRA_RULES_I386: &[Rule] = &[
+    rule(
+        "mmap",
+        &[],
+        "old_mmap: arguments in memory, cannot be inspected",
+    ),
+    // libseccomp turns this into shmat (397) and ipc(SHMAT) with the
+    // call word compared whole ...
+    rule(
+        "shmat",
+        &[has(2, SHM_EXEC)],
+        "executable System V shared memory",
+    ),
+    // ... but the kernel ignores the call word's high 16 bits (a
+    // version), so compare only the low 16 as well.
+    rule(
+        "ipc",
+        &[
+            Cond {
+                arg: 0,
+                mask: 0xffff,
+                value: IPC_SHMAT,
+            },
+            has(2, SHM_EXEC),
+        ],
+        "executable System V shared memory via ipc()",
+    ),
+];
+
+/// An ABI's rules: the mapping rules and the ones only it has.
+pub type Rules = [&'static [Rule]; 2];
+const RULES_64: Rules = [&MAP_RULES_64, EXTRA_RULES_64];
+const RULES_I386: Rules = [&MAP_RULES_I386, EXTRA_RULES_I386];
 
 /// The syscall ABIs the filter covers on this build's architecture, each
 /// with its rules. Syscalls from any other ABI kill the process (libseccomp's
 /// bad-architecture action), so a filter can never be bypassed by switching
 /// ABIs.
-pub fn policy() -> Vec<(ScmpArch, &'static str, &'static [Rule])> {
+pub fn policy() -> Vec<(ScmpArch, &'static str, Rules)> {
     #[cfg(target_arch = "x86_64")]
     {
         vec![
@@ -330,7 +317,7 @@ pub fn build_filter() -> Result<ScmpFilterContext, StrictError> {
             .map_err(err("bad-arch action".into()))?;
         ctx.set_ctl_nnp(true).map_err(err("no_new_privs".into()))?;
         ctx.set_ctl_tsync(true).map_err(err("thread sync".into()))?;
-        for r in rules {
+        for r in rules.iter().flat_map(|r| r.iter()) {
             let sys = ScmpSyscall::from_name(r.syscall)
                 .map_err(err(format!("{name}: syscall {}", r.syscall)))?;
             let conds: Vec<ScmpArgCompare> = r

@@ -9,8 +9,10 @@
 //! scripts/build-libffi36 if it is not there yet), a C compiler and
 //! libffi-dev, and valgrind for the instruction counts (required).
 
+mod procs;
+use procs::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const CLI: &str = env!("CARGO_BIN_EXE_statictramp");
 
@@ -22,29 +24,6 @@ const SIG_NAMES: [&str; 6] = [
     "int(struct{5 long})",
     "long(8 long,4 double)",
 ];
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn output(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn preload() -> PathBuf {
-    let p = std::env::var_os("STATICTRAMP_PRELOAD").expect(
-        "STATICTRAMP_PRELOAD is not set: build the library with scripts/build-preload and \
-         set STATICTRAMP_PRELOAD to its path (scripts/test.sh does both)",
-    );
-    let p = PathBuf::from(p);
-    assert!(
-        p.is_file(),
-        "STATICTRAMP_PRELOAD={} does not exist; run scripts/build-preload",
-        p.display()
-    );
-    p
-}
 
 /// The libffi 3.6 prefix, built by scripts/build-libffi36 if needed.
 fn libffi36() -> PathBuf {

@@ -20,9 +20,11 @@
 //! STATICTRAMP_PRELOAD must name the library; scripts/test.sh builds it and
 //! sets it. Without it these tests fail rather than pass vacuously.
 
+mod procs;
+use procs::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
 /// libffi's closure API, all in its version node LIBFFI_CLOSURE_8.0.
@@ -49,38 +51,6 @@ const LIVE_CLOSURES: [&str; 7] = [
     "prep_java_raw_closure_loc",
     "prep_java_raw_closure",
 ];
-
-/// The preload library named by STATICTRAMP_PRELOAD, canonicalized.
-fn preload() -> PathBuf {
-    let Some(p) = std::env::var_os("STATICTRAMP_PRELOAD") else {
-        panic!(
-            "STATICTRAMP_PRELOAD is not set, so the LD_PRELOAD library cannot be tested. \
-             Run scripts/test.sh (it builds the library and runs all tests), or: \
-             STATICTRAMP_PRELOAD=$(scripts/build-preload) cargo test --release --test preload"
-        );
-    };
-    let p = PathBuf::from(p);
-    p.canonicalize().unwrap_or_else(|e| {
-        panic!(
-            "STATICTRAMP_PRELOAD={}: {e}; build it with scripts/build-preload (scripts/test.sh does)",
-            p.display()
-        )
-    })
-}
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs a command, panicking with its description if it cannot start.
-fn output(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// compat/c/bind_check.c built against the system libffi, once per test run.
 fn bind_check() -> &'static Path {

@@ -10,6 +10,8 @@
 //! scripts/build-preload made), a C compiler and libffi-dev; fails loudly
 //! without them.
 
+mod procs;
+use procs::*;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -17,30 +19,6 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 const CLI: &str = env!("CARGO_BIN_EXE_statictramp");
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn output(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-/// The preload library, from STATICTRAMP_PRELOAD.
-fn preload() -> PathBuf {
-    let p = std::env::var_os("STATICTRAMP_PRELOAD").expect(
-        "STATICTRAMP_PRELOAD is not set: build the library with scripts/build-preload and \
-         set STATICTRAMP_PRELOAD to its path (scripts/test.sh does both)",
-    );
-    let p = PathBuf::from(p);
-    assert!(
-        p.is_file(),
-        "STATICTRAMP_PRELOAD={} does not exist",
-        p.display()
-    );
-    p
-}
 
 /// `statictramp` with the library named explicitly (the test binary's
 /// directory is not where the CLI looks by default).
