@@ -319,7 +319,11 @@ pub fn free(p: *mut c_void) -> Owner {
         return Owner::Freed;
     }
     // SAFETY: the slot's own record is ours (it is `p` for class 0).
-    let jump = unsafe { &*(slot.record() as *const Header) };
+    let jump = if class == 0 {
+        h
+    } else {
+        unsafe { &*(slot.record() as *const Header) }
+    };
     jump.entry.store(trap_entry(), Ordering::Release);
     jump.plan.store(ptr::null_mut(), Ordering::Release);
     if class != 0 {

@@ -132,30 +132,34 @@ impl Slot {
 /// region (a record start or not).
 pub fn in_records(addr: usize) -> bool {
     let ir = image_records();
-    (addr >= ir && addr < ir + IMAGE_SLOTS * REC_STRIDE)
-        || REGIONS.iter().any(|base| {
-            let b = base.load(Ordering::Acquire);
-            b != 0 && addr >= b + REC_DIST && addr < b + 2 * REC_DIST
-        })
+    addr.wrapping_sub(ir) < IMAGE_SLOTS * REC_STRIDE || region_of(addr, REC_DIST).is_some()
+}
+
+/// The region whose part starting `offset` above its base (0: code, REC_DIST:
+/// records) contains `addr`, and `addr`'s offset in that part. Regions are
+/// reserved in index order, so the first empty entry ends the search.
+fn region_of(addr: usize, offset: usize) -> Option<(usize, usize)> {
+    for (r, base) in REGIONS.iter().enumerate() {
+        let b = base.load(Ordering::Acquire);
+        if b == 0 {
+            return None;
+        }
+        let off = addr.wrapping_sub(b + offset);
+        if off < REC_DIST {
+            return Some((r, off));
+        }
+    }
+    None
 }
 
 /// The global slot index of `addr` if it is the start of a slot's part
 /// (code or record) in a mapped region: parts start `offset` above a copy's
 /// position, span `len` bytes per copy, `stride` bytes per slot.
 fn in_region(addr: usize, offset: usize, len: usize, stride: usize) -> Option<usize> {
-    REGIONS.iter().enumerate().find_map(|(r, base)| {
-        let b = base.load(Ordering::Acquire);
-        let start = b + offset;
-        if b == 0 || addr < start || addr >= start + REC_DIST {
-            return None;
-        }
-        let (k, within) = (
-            (addr - start) / RECORDS_BYTES,
-            (addr - start) % RECORDS_BYTES,
-        );
-        (within < len && within % stride == 0)
-            .then(|| IMAGE_SLOTS + r * REGION_SLOTS + k * TEMPLATE_SLOTS + within / stride)
-    })
+    let (r, off) = region_of(addr, offset)?;
+    let (k, within) = (off / RECORDS_BYTES, off % RECORDS_BYTES);
+    (within < len && within % stride == 0)
+        .then(|| IMAGE_SLOTS + r * REGION_SLOTS + k * TEMPLATE_SLOTS + within / stride)
 }
 
 /// Hands out slots: the in-image pool first, then mapped regions.
