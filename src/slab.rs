@@ -97,10 +97,11 @@ impl Slab {
         if self.base == 0 {
             self.reserve()?;
         }
+        // Class 0 records are the slots' own (src/table.rs), never these.
+        debug_assert!(class != 0, "ffi_closure-sized records come from the slots");
         let size = class_size(class);
-        // Power-of-two classes are aligned to their size (up to a page), so
-        // a larger record is as aligned as malloc's; class 0 needs 8.
-        let align = if class == 0 { 8 } else { size.min(4096) };
+        // Classes are aligned to their size (up to a page), as malloc's are.
+        let align = size.min(4096);
         let start = self.used.next_multiple_of(align);
         let end = start + size;
         if end > self.len {

@@ -197,16 +197,6 @@ impl Slots {
         }
     }
 
-    /// Slots ever handed out (fresh indices below this exist).
-    pub fn handed_out(&self) -> u32 {
-        self.next
-    }
-
-    /// Number of slots in use.
-    pub fn live(&self) -> usize {
-        self.next as usize - self.free.len()
-    }
-
     /// Takes a slot: a fresh one (its record is zeroed memory), or a freed
     /// one after the quarantine (its record's header traps).
     pub fn take(&mut self) -> Result<Slot, SlotError> {
