@@ -18,7 +18,13 @@ fn find_assembly(
     match (arch, os, env) {
         ("x86_64", "linux", "gnu") | ("x86_64", "linux", "musl") => Some((
             "asm/x86_64",
-            &["table.S", "entry_sysv.S", "entry_win64.S", "entry_trap.S"],
+            &[
+                "table.S",
+                "entry_sysv.S",
+                "entry_win64.S",
+                "entry_trap.S",
+                "tls.S",
+            ],
         )),
         _ => None,
     }

@@ -22,7 +22,7 @@ use crate::plan::{self, Compiled};
 use crate::slab::{self, Slab};
 use crate::table::{self, QUARANTINE, Slot, SlotError, Slots};
 use crate::thread_cache::{self, Pair};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::mem::offset_of;
 use std::os::raw::c_void;
 use std::ptr;
@@ -89,7 +89,70 @@ struct Alloc {
     slab: Slab,
     /// Freed `ffi_closure`-sized closures (slot + its own record), reused
     /// first-in first-out after the quarantine, like the slot queue.
-    pairs0: VecDeque<Pair>,
+    pairs0: FreedList,
+}
+
+/// Freed class-0 records, first in first out, linked through their
+/// headers' `plan` word (null in a freed header, and read by no entry: a
+/// freed header's entry is the trap, which reads only `meta`). Intrusive,
+/// so returning a million closures allocates and copies nothing; a record's
+/// slot is its header's `slot`.
+struct FreedList {
+    head: usize,
+    tail: usize,
+    len: usize,
+}
+
+impl FreedList {
+    const fn new() -> FreedList {
+        FreedList {
+            head: 0,
+            tail: 0,
+            len: 0,
+        }
+    }
+
+    /// The `plan` word of a freed class-0 record's header, used as its link.
+    fn link(rec: usize) -> &'static AtomicPtr<Compiled> {
+        // SAFETY: only freed class-0 records of ours are linked: a slot's own
+        // record, committed read-write and never unmapped.
+        unsafe { &(*(rec as *const Header)).plan }
+    }
+
+    fn push_back(&mut self, p: Pair) {
+        Self::link(p.rec).store(ptr::null_mut(), Ordering::Relaxed);
+        if self.tail == 0 {
+            self.head = p.rec;
+        } else {
+            Self::link(self.tail).store(p.rec as *mut Compiled, Ordering::Relaxed);
+        }
+        self.tail = p.rec;
+        self.len += 1;
+    }
+
+    fn pop_front(&mut self) -> Option<Pair> {
+        if self.head == 0 {
+            return None;
+        }
+        let rec = self.head;
+        let link = Self::link(rec);
+        self.head = link.swap(ptr::null_mut(), Ordering::Relaxed) as usize;
+        if self.head == 0 {
+            self.tail = 0;
+        }
+        self.len -= 1;
+        // SAFETY: as in `link`; the header's slot word names its own slot.
+        let slot = Slot(
+            unsafe { &*(rec as *const Header) }
+                .slot
+                .load(Ordering::Relaxed),
+        );
+        Some(Pair { slot, rec })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
 }
 
 fn state() -> MutexGuard<'static, Alloc> {
@@ -99,7 +162,7 @@ fn state() -> MutexGuard<'static, Alloc> {
             Mutex::new(Alloc {
                 slots: Slots::new(),
                 slab: Slab::new(),
-                pairs0: VecDeque::new(),
+                pairs0: FreedList::new(),
             })
         })
         .lock()
@@ -136,11 +199,17 @@ impl Alloc {
             Err(e) => return Err(AllocError::Slots(e)),
         };
         if class == 0 {
-            // The slot's own record.
-            return Ok(Pair {
-                slot,
-                rec: slot.record(),
-            });
+            // The slot's own record. A fresh one is zeroed: give it a header
+            // that traps and names its slot now, so that a call through its
+            // code before it is allocated gets the trap's diagnostic, and the
+            // free list can read its slot whichever way it comes back.
+            let rec = slot.record();
+            // SAFETY: a handed-out slot's own record is committed read-write,
+            // never unmapped, and idle (not handed to any caller).
+            let h = unsafe { &*(rec as *const Header) };
+            h.entry.store(trap_entry(), Ordering::Relaxed);
+            h.slot.store(slot.0, Ordering::Relaxed);
+            return Ok(Pair { slot, rec });
         }
         match self.slab.alloc(class) {
             Ok(rec) => Ok(Pair { slot, rec }),
@@ -181,7 +250,10 @@ pub(crate) fn return_pairs(pairs: &[Pair]) {
     if pairs.is_empty() {
         return;
     }
-    state().pairs0.extend(pairs.iter().copied());
+    let mut st = state();
+    for &p in pairs {
+        st.pairs0.push_back(p);
+    }
 }
 
 /// Allocates a record of at least `size` bytes and a trampoline slot for it.

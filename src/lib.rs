@@ -29,6 +29,7 @@ mod rust_api;
 mod slab;
 pub mod table;
 mod thread_cache;
+mod thread_state;
 
 #[cfg(feature = "capi")]
 pub mod capi;

@@ -10,9 +10,9 @@ use crate::layout::{
     FAST_SAVE_GPR, FAST_SAVE_SSE, FRAME_SIZE, PLAN_FAST_OFFS, PLAN_FAST_RET, PLAN_FAST_SAVE,
     PLAN_FAST_TARGET, PLAN_NARGS, PLAN_RET_BUF, PLAN_SCRATCH,
 };
+use crate::thread_state;
 use statictramp_abi::x86_64::frame;
 use statictramp_abi::{Abi, ArgLoc, ClassifyError, Ext, Plan, RetLoc, Signature};
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::mem::offset_of;
 use std::sync::{Mutex, OnceLock};
@@ -260,8 +260,14 @@ const EMPTY: Entry = Entry {
     fp: [(0, 0); FP_TYPES],
 };
 
-thread_local! {
-    static BY_CIF: [Cell<Entry>; CIF_CACHE] = const { [const { Cell::new(EMPTY) }; CIF_CACHE] };
+/// One thread's plans by cif address (part of its
+/// [`crate::thread_state::ThreadState`]).
+pub struct CifCache([Entry; CIF_CACHE]);
+
+impl CifCache {
+    pub const fn new() -> CifCache {
+        CifCache([EMPTY; CIF_CACHE])
+    }
 }
 
 /// The raw fields of a type that decide how `read_type` reads a scalar.
@@ -328,10 +334,8 @@ unsafe fn same_types(cif: &FfiCif, e: &Entry) -> bool {
 pub unsafe fn for_cif(cif: *const FfiCif) -> Result<&'static Compiled, CifPlanError> {
     let key = cif as usize;
     let idx = (key >> 4) % CIF_CACHE;
-    let cached = BY_CIF.try_with(|t| {
-        // SAFETY: this thread's own entry, read in place (not copied);
-        // nothing below can re-enter this cache while the reference lives.
-        let e = unsafe { &*t[idx].as_ptr() };
+    let cached = thread_state::with(|t| {
+        let e = &t.plans.0[idx];
         if e.cif != key || key == 0 {
             return None;
         }
@@ -346,7 +350,7 @@ pub unsafe fn for_cif(cif: *const FfiCif) -> Result<&'static Compiled, CifPlanEr
         };
         hit.then_some(c)
     });
-    if let Ok(Some(c)) = cached {
+    if let Some(Some(c)) = cached {
         return Ok(c);
     }
     // SAFETY: forwarded contract.
@@ -383,7 +387,7 @@ unsafe fn for_cif_slow(
         },
         fp: fp.unwrap_or([(0, 0); FP_TYPES]),
     };
-    let _ = BY_CIF.try_with(|t| t[idx].set(e));
+    thread_state::with(|t| t.plans.0[idx] = e);
     Ok(c)
 }
 

@@ -15,7 +15,7 @@
 //! read-modify-write on a shared cache line) and summed on demand.
 
 use crate::table::{QUARANTINE, Slot};
-use std::cell::RefCell;
+use crate::thread_state;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -91,11 +91,12 @@ impl Ring {
     }
 }
 
-struct Cache {
+/// One thread's pairs (part of its [`thread_state::ThreadState`]).
+pub struct Cache {
     fresh: Vec<Pair>,
     freed: Ring,
     /// This thread's closures allocated minus freed (any class).
-    live: Option<&'static AtomicIsize>,
+    live: &'static AtomicIsize,
 }
 
 impl Drop for Cache {
@@ -108,27 +109,16 @@ impl Drop for Cache {
             .chain(b.iter().copied())
             .collect();
         crate::closure::return_pairs(&pairs);
-        if let Some(c) = self.live.take() {
-            retire_counter(c);
-        }
+        retire_counter(self.live);
     }
-}
-
-thread_local! {
-    static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache { fresh: Vec::new(), freed: Ring::new(), live: None })
-    };
 }
 
 /// Runs `f` on this thread's cache; `None` if the cache cannot be used
 /// (the thread is exiting, or we are re-entered, e.g. from a signal
 /// handler): the caller then takes the global path.
-#[inline]
+#[inline(always)]
 fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
-    CACHE
-        .try_with(|c| c.try_borrow_mut().ok().map(|mut c| f(&mut c)))
-        .ok()
-        .flatten()
+    thread_state::with(|s| f(&mut s.cache))
 }
 
 /// A pair for a new closure: a quarantined freed one, a fresh one, or a
@@ -144,6 +134,15 @@ pub fn take<E>(refill: impl FnOnce(&mut Vec<Pair>) -> Result<(), E>) -> Option<R
 }
 
 impl Cache {
+    /// An empty cache with its own live counter.
+    pub fn new() -> Cache {
+        Cache {
+            fresh: Vec::new(),
+            freed: Ring::new(),
+            live: counter(),
+        }
+    }
+
     #[inline]
     fn take<E>(&mut self, refill: impl FnOnce(&mut Vec<Pair>) -> Result<(), E>) -> Result<Pair, E> {
         if self.freed.len() > QUARANTINE {
@@ -163,10 +162,7 @@ impl Cache {
 
     #[inline]
     fn count(&mut self, delta: isize) {
-        let ctr = match self.live {
-            Some(c) => c,
-            None => *self.live.insert(counter()),
-        };
+        let ctr = self.live;
         // Only this thread writes its counter: load + store, no lock prefix.
         ctr.store(ctr.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
     }

@@ -1,0 +1,138 @@
+//! This thread's state: its cache of (slot, record) pairs and its cache of
+//! plans by cif address, reached through one initial-exec TLS word
+//! (`statictramp_thread_state`, asm/x86_64/tls.S).
+//!
+//! Why not `thread_local!`: in a shared object (the preload library, or the
+//! staticlib linked into a Python extension) Rust's thread locals use the
+//! general-dynamic model, a call to `__tls_get_addr` per access; the
+//! alloc/prep/free cycle made three. The TLS word costs two instructions.
+//!
+//! The word is 0 until the thread first needs its state, then points at a
+//! heap-allocated [`ThreadState`], and is set to [`DEAD`] when a
+//! `thread_local!` guard tears the state down at thread exit (so closures
+//! allocated or freed by later destructors take the global path instead of
+//! building a new state that nothing would free).
+//!
+//! Re-entry (a signal handler that allocates while this thread is inside
+//! [`with`]) finds the state busy and gets `None`: callers then take the
+//! global, locked path.
+#![allow(unsafe_code)]
+
+use crate::plan::CifCache;
+use crate::thread_cache::Cache;
+use std::cell::Cell;
+use std::sync::atomic::{Ordering, compiler_fence};
+
+/// What the TLS word holds after the thread's state was torn down.
+const DEAD: usize = 1;
+
+/// Per-thread state. Lives on the heap for the thread's lifetime.
+pub struct ThreadState {
+    /// Set while a [`with`] closure runs on this state.
+    busy: bool,
+    /// Pairs this thread may allocate or has freed.
+    pub cache: Cache,
+    /// Plans found by cif address.
+    pub plans: CifCache,
+}
+
+/// The address of this thread's TLS word.
+#[inline(always)]
+fn word() -> *mut usize {
+    let p: usize;
+    // SAFETY: on x86_64 Linux %fs:0 holds the thread pointer itself (the
+    // TLS ABI's TCB self-pointer), and the GOT entry named by
+    // @gottpoff holds the offset of `statictramp_thread_state` (an 8-byte
+    // .tbss object, asm/x86_64/tls.S) from it, fixed when the object was
+    // loaded. The sum is this thread's copy of the word. Reads only memory
+    // that is constant for the thread, so `pure` lets the compiler reuse it.
+    unsafe {
+        std::arch::asm!(
+            "movq %fs:0, {p}",
+            "addq statictramp_thread_state@gottpoff(%rip), {p}",
+            p = out(reg) p,
+            options(att_syntax, pure, readonly, nostack),
+        );
+    }
+    p as *mut usize
+}
+
+/// Runs `f` on this thread's state, creating it on first use. `None` when
+/// the thread's state is gone (thread exit) or busy (re-entered from a
+/// signal handler), or cannot be created.
+#[inline(always)]
+pub fn with<R>(f: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
+    let w = word();
+    // SAFETY: `w` is this thread's TLS word; only this thread accesses it.
+    let mut p = unsafe { *w };
+    if p <= DEAD {
+        if p == DEAD {
+            return None;
+        }
+        p = create()?;
+    }
+    let s = p as *mut ThreadState;
+    // SAFETY: `p` came from Box::into_raw in `create` and stays valid until
+    // the guard's drop, which first sets the word to DEAD. The busy flag is
+    // read and written through the raw pointer, so a re-entrant call made
+    // while a `&mut` from an outer call is live creates no second reference.
+    unsafe {
+        if (*s).busy {
+            return None;
+        }
+        (*s).busy = true;
+    }
+    // The flag must be in memory before the body's accesses, in the order a
+    // signal handler on this thread would observe.
+    compiler_fence(Ordering::SeqCst);
+    // SAFETY: as above, and no other `&mut` to the state exists: re-entrant
+    // calls see `busy` and return without making one.
+    let r = f(unsafe { &mut *s });
+    compiler_fence(Ordering::SeqCst);
+    // SAFETY: as above.
+    unsafe { (*s).busy = false };
+    Some(r)
+}
+
+/// Tears the state down at thread exit.
+struct Guard(Cell<usize>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let p = self.0.replace(0);
+        if p == 0 {
+            return;
+        }
+        // SAFETY: this thread's TLS word; from now on `with` answers None.
+        unsafe { *word() = DEAD };
+        // SAFETY: `p` came from Box::into_raw in `create`, and the word no
+        // longer names it, so no other reference to it can be made.
+        drop(unsafe { Box::from_raw(p as *mut ThreadState) });
+    }
+}
+
+thread_local! {
+    static GUARD: Guard = const { Guard(Cell::new(0)) };
+}
+
+/// Creates this thread's state and registers its teardown.
+#[cold]
+#[inline(never)]
+fn create() -> Option<usize> {
+    let p = Box::into_raw(Box::new(ThreadState {
+        busy: false,
+        cache: Cache::new(),
+        plans: CifCache::new(),
+    })) as usize;
+    if GUARD.try_with(|g| g.0.set(p)).is_err() {
+        // The thread is exiting and its thread locals are gone: no state.
+        // SAFETY: `p` is the box made above, never published.
+        drop(unsafe { Box::from_raw(p as *mut ThreadState) });
+        // SAFETY: this thread's TLS word.
+        unsafe { *word() = DEAD };
+        return None;
+    }
+    // SAFETY: this thread's TLS word.
+    unsafe { *word() = p };
+    Some(p)
+}
