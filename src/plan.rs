@@ -262,10 +262,10 @@ const EMPTY: Entry = Entry {
 
 /// One thread's plans by cif address (part of its
 /// [`crate::thread_state::ThreadState`]).
-pub struct CifCache([Entry; CIF_CACHE]);
+pub(crate) struct CifCache([Entry; CIF_CACHE]);
 
 impl CifCache {
-    pub const fn new() -> CifCache {
+    pub(crate) const fn new() -> CifCache {
         CifCache([EMPTY; CIF_CACHE])
     }
 }
