@@ -232,6 +232,8 @@ impl Alloc {
 
 /// Fills a thread cache with up to BATCH class-0 pairs (at least one, or
 /// the error).
+#[cold]
+#[inline(never)]
 fn refill(fresh: &mut Vec<Pair>) -> Result<(), AllocError> {
     let mut st = state();
     for i in 0..thread_cache::BATCH {
@@ -260,23 +262,31 @@ pub(crate) fn return_pairs(pairs: &[Pair]) {
 /// Returns (record, code address). Before prep, calling the code aborts with
 /// a diagnostic. An `ffi_closure`-sized record comes from this thread's
 /// cache without a lock.
+#[inline]
 pub fn alloc(size: usize) -> Result<(*mut FfiClosure, usize), AllocError> {
-    let class = slab::class_of(size).ok_or(AllocError::TooLarge(size))?;
-    // From this thread's cache (which counts it live), or from the global
-    // allocator (counted here).
-    let cached = if class == 0 {
-        thread_cache::take(refill).transpose()?
-    } else {
-        None
-    };
-    let pair = match cached {
-        Some(p) => p,
-        None => {
-            let p = state().pair(class)?;
-            thread_cache::count(1);
-            p
+    if size <= CLOSURE_SIZE {
+        // From this thread's cache, which counts it live.
+        match thread_cache::take(refill) {
+            Some(Ok(pair)) => return Ok(start(pair, 0)),
+            Some(Err(e)) => return Err(e),
+            None => {}
         }
-    };
+    }
+    alloc_global(size)
+}
+
+/// [`alloc`] from the global allocator (larger records, or no thread cache).
+#[inline(never)]
+fn alloc_global(size: usize) -> Result<(*mut FfiClosure, usize), AllocError> {
+    let class = slab::class_of(size).ok_or(AllocError::TooLarge(size))?;
+    let pair = state().pair(class)?;
+    thread_cache::count(1);
+    Ok(start(pair, class))
+}
+
+/// Gives an allocated pair its live header; returns (record, code address).
+#[inline(always)]
+fn start(pair: Pair, class: u32) -> (*mut FfiClosure, usize) {
     let Pair { slot, rec } = pair;
     let c = rec as *mut FfiClosure;
     let header = |closure: *mut FfiClosure| Header {
@@ -300,7 +310,7 @@ pub fn alloc(size: usize) -> Result<(*mut FfiClosure, usize), AllocError> {
             (slot.record() as *mut Header).write(header(c));
         }
     }
-    Ok((c, slot.code()))
+    (c, slot.code())
 }
 
 /// What a pointer handed to us turned out to be.
@@ -318,6 +328,7 @@ pub enum Owner {
 
 /// Classifies a pointer a C caller handed us. Takes no lock: the slots
 /// handed out and the record arena only grow, and records stay mapped.
+#[inline]
 pub fn owner(p: *const c_void) -> Owner {
     let p = p as usize;
     let handed_out = table::handed_out();
@@ -337,6 +348,14 @@ pub fn owner(p: *const c_void) -> Owner {
             _ => Owner::Corrupt,
         };
     }
+    owner_elsewhere(p, handed_out)
+}
+
+/// [`owner`] for pointers that are not the start of a handed-out slot's
+/// own record: interior pointers, larger records from the arena, foreign
+/// memory.
+#[inline(never)]
+fn owner_elsewhere(p: usize, handed_out: u32) -> Owner {
     if table::in_records(p) {
         // Inside the slots' records, but not at the start of a handed-out
         // slot's record: an interior pointer.
@@ -372,6 +391,7 @@ pub fn owner(p: *const c_void) -> Owner {
 /// so calls through the stale code pointer abort with a diagnostic until
 /// the slot is reused (after the quarantine). Two frees of one record race
 /// safely: exactly one wins, the other sees `Freed`.
+#[inline]
 pub fn free(p: *mut c_void) -> Owner {
     let o = owner(p);
     let Owner::Live(slot) = o else { return o };
@@ -390,33 +410,41 @@ pub fn free(p: *mut c_void) -> Owner {
     {
         return Owner::Freed;
     }
-    // SAFETY: the slot's own record is ours (it is `p` for class 0).
-    let jump = if class == 0 {
-        h
-    } else {
-        unsafe { &*(slot.record() as *const Header) }
-    };
-    jump.entry.store(trap_entry(), Ordering::Release);
-    jump.plan.store(ptr::null_mut(), Ordering::Release);
-    if class != 0 {
-        jump.meta.store(MAGIC_FREED << 8 | class, Ordering::Release);
-    }
     let pair = Pair {
         slot,
         rec: p as usize,
     };
+    if class != 0 {
+        free_large(pair, class);
+        return o;
+    }
+    h.entry.store(trap_entry(), Ordering::Release);
+    h.plan.store(ptr::null_mut(), Ordering::Release);
     // Into this thread's cache (which stops counting it), or back to the
     // global allocator (uncounted here).
-    let uncached = if class == 0 {
-        thread_cache::give(pair, return_pairs).err()
-    } else {
-        Some(pair)
-    };
-    if let Some(pair) = uncached {
-        thread_cache::count(-1);
-        state().give_back(pair, class);
+    if let Err(pair) = thread_cache::give(pair, return_pairs) {
+        give_back_global(pair, 0);
     }
     o
+}
+
+/// The rest of freeing a record of class >= 1 (its meta already FREED):
+/// the slot's own record, its forwarding header, traps from now on.
+#[inline(never)]
+fn free_large(pair: Pair, class: u32) {
+    // SAFETY: the slot's own record is ours, committed and never unmapped.
+    let jump = unsafe { &*(pair.slot.record() as *const Header) };
+    jump.entry.store(trap_entry(), Ordering::Release);
+    jump.plan.store(ptr::null_mut(), Ordering::Release);
+    jump.meta.store(MAGIC_FREED << 8 | class, Ordering::Release);
+    give_back_global(pair, class);
+}
+
+/// Returns a freed pair to the global allocator, uncounting it here.
+#[inline(never)]
+fn give_back_global(pair: Pair, class: u32) {
+    thread_cache::count(-1);
+    state().give_back(pair, class);
 }
 
 /// Why prep failed, with libffi's status.
@@ -494,6 +522,7 @@ pub fn classic_trampoline(header: usize) -> [u8; 32] {
 /// at least `sizeof(ffi_closure)` bytes that the caller will execute at
 /// `codeloc` (foreign memory). `cif` must be NULL or a libffi cif that
 /// outlives the closure.
+#[inline]
 pub unsafe fn prep(
     closure: *mut FfiClosure,
     cif: *mut FfiCif,
@@ -533,6 +562,7 @@ pub unsafe fn prep_signature(
 ///
 /// # Safety
 /// As [`prep`].
+#[inline]
 unsafe fn prep_compiled(
     closure: *mut FfiClosure,
     compiled: &'static Compiled,
@@ -544,7 +574,6 @@ unsafe fn prep_compiled(
         return Err(PrepError::NullClosure);
     }
     let fun = fun.ok_or(PrepError::NullFun)?;
-    let compiled_ptr = (compiled as *const Compiled).cast_mut();
     match owner(closure.cast()) {
         Owner::Live(slot) => {
             // SAFETY: a live record of ours: writable; the header its slot
@@ -555,7 +584,7 @@ unsafe fn prep_compiled(
                 (*closure).fun = Some(fun);
                 (*closure).user_data = user_data;
                 let h = &*(slot.record() as *const Header);
-                h.plan.store(compiled_ptr, Ordering::Release);
+                h.plan.store((compiled as *const Compiled).cast_mut(), Ordering::Release);
                 // Last: the entry, so a concurrent caller sees a complete record.
                 h.entry.store(compiled.entry.address(), Ordering::Release);
             }
@@ -563,33 +592,50 @@ unsafe fn prep_compiled(
         }
         Owner::Freed => Err(PrepError::Freed),
         Owner::Corrupt => Err(PrepError::Corrupt),
-        Owner::Foreign => {
-            let mut map = foreign_headers().lock().unwrap_or_else(|e| e.into_inner());
-            let h: &'static Header = map.entry(closure as usize).or_insert_with(|| {
-                Box::leak(Box::new(Header {
-                    entry: AtomicUsize::new(trap_entry()),
-                    plan: AtomicPtr::new(ptr::null_mut()),
-                    closure: AtomicPtr::new(closure),
-                    slot: AtomicU32::new(u32::MAX),
-                    meta: AtomicU32::new(0),
-                }))
-            });
-            h.plan.store(compiled_ptr, Ordering::Release);
-            h.entry.store(compiled.entry.address(), Ordering::Release);
-            // SAFETY: the caller guarantees `closure` is writable memory of
-            // at least sizeof(ffi_closure) bytes that it owns.
-            unsafe {
-                (*closure).cif = cif;
-                (*closure).fun = Some(fun);
-                (*closure).user_data = user_data;
-                ptr::write_volatile(
-                    &raw mut (*closure).tramp,
-                    classic_trampoline(h as *const Header as usize),
-                );
-            }
-            Ok(())
-        }
+        // SAFETY: forwarded contract (foreign memory the caller owns).
+        Owner::Foreign => unsafe { prep_foreign(closure, compiled, cif, fun, user_data) },
     }
+}
+
+/// Prepares a closure on memory we did not allocate: a classic trampoline
+/// in its `tramp[]` jumps through a header of ours.
+///
+/// # Safety
+/// `closure` is writable memory of at least sizeof(ffi_closure) bytes that
+/// the caller owns (and executes at its own code address).
+#[inline(never)]
+unsafe fn prep_foreign(
+    closure: *mut FfiClosure,
+    compiled: &'static Compiled,
+    cif: *mut FfiCif,
+    fun: Fun,
+    user_data: *mut c_void,
+) -> Result<(), PrepError> {
+    let compiled_ptr = (compiled as *const Compiled).cast_mut();
+    let mut map = foreign_headers().lock().unwrap_or_else(|e| e.into_inner());
+    let h: &'static Header = map.entry(closure as usize).or_insert_with(|| {
+        Box::leak(Box::new(Header {
+            entry: AtomicUsize::new(trap_entry()),
+            plan: AtomicPtr::new(ptr::null_mut()),
+            closure: AtomicPtr::new(closure),
+            slot: AtomicU32::new(u32::MAX),
+            meta: AtomicU32::new(0),
+        }))
+    });
+    h.plan.store(compiled_ptr, Ordering::Release);
+    h.entry.store(compiled.entry.address(), Ordering::Release);
+    // SAFETY: the caller guarantees `closure` is writable memory of
+    // at least sizeof(ffi_closure) bytes that it owns.
+    unsafe {
+        (*closure).cif = cif;
+        (*closure).fun = Some(fun);
+        (*closure).user_data = user_data;
+        ptr::write_volatile(
+            &raw mut (*closure).tramp,
+            classic_trampoline(h as *const Header as usize),
+        );
+    }
+    Ok(())
 }
 
 /// Live closures and slots ever handed out (for `statictramp check` and tests).
