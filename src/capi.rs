@@ -26,6 +26,8 @@ fn debug_enabled() -> bool {
     *ON.get_or_init(|| std::env::var_os("STATICTRAMP_DEBUG").is_some())
 }
 
+#[cold]
+#[inline(never)]
 fn refuse(what: &str, why: &dyn std::fmt::Display, status: Status) -> u32 {
     if debug_enabled() {
         diag(&format!("{what}: {why} (returning {status:?})"));
@@ -51,14 +53,19 @@ pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) 
             unsafe { *code = entry as *mut c_void };
             rec.cast()
         }
-        Err(e) => {
-            if debug_enabled() {
-                diag(&format!("ffi_closure_alloc({size}): {e:?}"));
-            }
-            set_errno(libc::ENOMEM);
-            std::ptr::null_mut()
-        }
+        Err(e) => alloc_failed(size, e),
     }
+}
+
+/// `ffi_closure_alloc` failed: NULL with errno ENOMEM.
+#[cold]
+#[inline(never)]
+fn alloc_failed(size: usize, e: closure::AllocError) -> *mut c_void {
+    if debug_enabled() {
+        diag(&format!("ffi_closure_alloc({size}): {e:?}"));
+    }
+    set_errno(libc::ENOMEM);
+    std::ptr::null_mut()
 }
 
 fn set_errno(e: libc::c_int) {
@@ -98,6 +105,20 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
         return;
     }
     match closure::free(ptr) {
+        Owner::Live(_) => {}
+        // SAFETY: forwarded contract.
+        other => unsafe { free_refused(ptr, other) },
+    }
+}
+
+/// `ffi_closure_free` of a pointer that is not a live record of ours.
+///
+/// # Safety
+/// As [`ffi_closure_free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_refused(ptr: *mut c_void, owner: Owner) {
+    match owner {
         Owner::Live(_) => {}
         Owner::Freed => {
             diag(&format!(

@@ -308,6 +308,7 @@ unsafe fn fingerprint(cif: &FfiCif) -> Option<[(usize, u32); FP_TYPES]> {
 ///
 /// # Safety
 /// `cif` is a readable cif (as `read_cif` requires).
+#[inline(always)]
 unsafe fn same_types(cif: &FfiCif, e: &Entry) -> bool {
     if cif.abi != e.abi || cif.nargs != e.nargs || (e.nargs > 0 && cif.arg_types.is_null()) {
         return false;
@@ -331,6 +332,7 @@ unsafe fn same_types(cif: &FfiCif, e: &Entry) -> bool {
 ///
 /// # Safety
 /// As [`cif::read_cif`].
+#[inline]
 pub unsafe fn for_cif(cif: *const FfiCif) -> Result<&'static Compiled, CifPlanError> {
     let key = cif as usize;
     let idx = (key >> 4) % CIF_CACHE;
@@ -346,7 +348,7 @@ pub unsafe fn for_cif(cif: *const FfiCif) -> Result<&'static Compiled, CifPlanEr
             unsafe { same_types(&*cif, e) }
         } else {
             // SAFETY: forwarded contract.
-            unsafe { cif::describes(cif, &c.sig) }
+            unsafe { describes(cif, &c.sig) }
         };
         hit.then_some(c)
     });
@@ -355,6 +357,14 @@ pub unsafe fn for_cif(cif: *const FfiCif) -> Result<&'static Compiled, CifPlanEr
     }
     // SAFETY: forwarded contract.
     unsafe { for_cif_slow(cif, key, idx) }
+}
+
+/// [`cif::describes`], kept out of line: only signatures with aggregates
+/// or more than FP_TYPES types need it.
+#[inline(never)]
+unsafe fn describes(cif: *const FfiCif, sig: &Signature) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { cif::describes(cif, sig) }
 }
 
 /// A cache miss: read and classify (or find the interned plan), then cache.

@@ -125,6 +125,7 @@ fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> Option<R> {
 /// batch from `refill` (called with the thread's fresh list, to push onto).
 /// `None`: no cache here (see [`with`]). `Some(Err)`: refill failed.
 /// A pair taken this way counts as a live closure of this thread.
+#[inline]
 pub fn take<E>(refill: impl FnOnce(&mut Vec<Pair>) -> Result<(), E>) -> Option<Result<Pair, E>> {
     with(|c| {
         let p = c.take(refill)?;
@@ -171,6 +172,7 @@ impl Cache {
 /// Keeps a freed pair. Returns it back if there is no cache here; hands a
 /// batch of the oldest to `spill` when the thread hoards too many.
 /// The pair stops counting as a live closure of this thread.
+#[inline]
 pub fn give(p: Pair, spill: impl Fn(&[Pair])) -> Result<(), Pair> {
     with(|c| {
         c.count(-1);
