@@ -636,7 +636,7 @@ unsafe fn prep_compiled(
                 h.plan
                     .store((compiled as *const Compiled).cast_mut(), Ordering::Release);
                 // Last: the entry, so a concurrent caller sees a complete record.
-                h.entry.store(compiled.entry.address(), Ordering::Release);
+                h.entry.store(compiled.entry_addr, Ordering::Release);
             }
             Ok(())
         }
@@ -673,7 +673,7 @@ unsafe fn prep_foreign(
         }))
     });
     h.plan.store(compiled_ptr, Ordering::Release);
-    h.entry.store(compiled.entry.address(), Ordering::Release);
+    h.entry.store(compiled.entry_addr, Ordering::Release);
     // SAFETY: the caller guarantees `closure` is writable memory of
     // at least sizeof(ffi_closure) bytes that it owns.
     unsafe {

@@ -84,6 +84,8 @@ pub struct Compiled {
     pub fast_offs: [i16; FAST_MAX_ARGS],
     /// The entry this plan uses.
     pub entry: EntryKind,
+    /// Its address (`entry.address()`), what prep stores in headers.
+    pub entry_addr: usize,
     /// The full classification, for the generic dispatcher.
     pub plan: Plan,
     /// The signature it was made for.
@@ -196,6 +198,7 @@ impl Compiled {
             fast_target: fast_target(ret_code.unwrap_or(0)),
             fast_offs,
             entry,
+            entry_addr: entry.address(),
             plan,
             sig,
         }
@@ -310,7 +313,8 @@ unsafe fn fingerprint(cif: &FfiCif) -> Option<[(usize, u32); FP_TYPES]> {
 /// `cif` is a readable cif (as `read_cif` requires).
 #[inline(always)]
 unsafe fn same_types(cif: &FfiCif, e: &Entry) -> bool {
-    if cif.abi != e.abi || cif.nargs != e.nargs || (e.nargs > 0 && cif.arg_types.is_null()) {
+    // abi and nargs are the cif's first 8 bytes: one compare.
+    if (cif.abi, cif.nargs) != (e.abi, e.nargs) || (e.nargs > 0 && cif.arg_types.is_null()) {
         return false;
     }
     // SAFETY (both closures): a non-NULL type pointer of a readable cif

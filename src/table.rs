@@ -106,9 +106,9 @@ impl Slot {
     /// The slot whose code starts at `code`, if `code` is one of ours and
     /// the slot has been handed out (`handed_out` slots so far).
     pub fn from_code(code: usize, handed_out: u32) -> Option<Slot> {
-        let ic = image_code();
-        let found = if code >= ic && code < ic + IMAGE_SLOTS * SLOT {
-            Some((code - ic) / SLOT).filter(|_| (code - ic) % SLOT == 0)
+        let off = code.wrapping_sub(image_code());
+        let found = if off < IMAGE_SLOTS * SLOT {
+            Some(off / SLOT).filter(|_| off % SLOT == 0)
         } else {
             in_region(code, 0, TEMPLATE_BYTES, SLOT)
         };
@@ -118,9 +118,9 @@ impl Slot {
     /// The slot whose record starts at `rec`, if `rec` is one of ours and
     /// the slot has been handed out.
     pub fn from_record(rec: usize, handed_out: u32) -> Option<Slot> {
-        let ir = image_records();
-        let found = if rec >= ir && rec < ir + IMAGE_SLOTS * REC_STRIDE {
-            Some((rec - ir) / REC_STRIDE).filter(|_| (rec - ir) % REC_STRIDE == 0)
+        let off = rec.wrapping_sub(image_records());
+        let found = if off < IMAGE_SLOTS * REC_STRIDE {
+            Some(off / REC_STRIDE).filter(|i| i * REC_STRIDE == off)
         } else {
             in_region(rec, REC_DIST, RECORDS_BYTES, REC_STRIDE)
         };
