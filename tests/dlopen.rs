@@ -1,0 +1,213 @@
+//! The preload library loaded late, with dlopen, by a program that does not
+//! link it: its initial-exec TLS word (asm/x86_64/tls.S,
+//! src/thread_state.rs) then lives in glibc's surplus static TLS, and dlopen
+//! must set it up in threads that already exist as well as in later ones.
+//!
+//! compat/c/dlopen_check.c (linked with -lffi -ldl -lpthread only) dlopens
+//! `$STATICTRAMP_PRELOAD` with RTLD_NOW | RTLD_LOCAL (no LD_PRELOAD), takes
+//! the closure API from that handle, and runs alloc + prep + call + free
+//! cycles in the main thread, 4 threads created after the dlopen and 1
+//! created before it, checking every result; the threads then exit.
+//!
+//! A second test reads the library's ELF dynamic section: it must carry
+//! DF_STATIC_TLS in DT_FLAGS (the linker sets it for initial-exec TLS in a
+//! shared object), so the first test really covers that TLS model.
+//!
+//! Needs `STATICTRAMP_PRELOAD` (scripts/test.sh sets it to the library
+//! scripts/build-preload made), a C compiler and libffi-dev; fails loudly
+//! without them.
+
+mod procs;
+use procs::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Threads that run the cycles: main, 1 created before the dlopen, 4 after.
+const THREADS: u64 = 6;
+/// Cycles per thread (CYCLES in dlopen_check.c).
+const CYCLES_PER_THREAD: u64 = 20_000;
+/// Closures held at once by the main thread after the others exited (POST).
+const POST: u64 = 2_000;
+
+/// compat/c/dlopen_check.c, built once per test run.
+fn dlopen_check() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let src = manifest_dir().join("compat/c/dlopen_check.c");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let exe = dir.join("dlopen_check");
+        // Build under a private name, then rename: concurrent test runs may
+        // share the directory.
+        let tmp = dir.join(format!("dlopen_check.{}", std::process::id()));
+        let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+        let out = output(
+            Command::new(&cc)
+                .args(["-O1", "-g", "-Wall", "-Wextra", "-pthread", "-o"])
+                .arg(&tmp)
+                .arg(&src)
+                .args(["-lffi", "-ldl", "-lpthread"]),
+        );
+        assert!(
+            out.status.success(),
+            "compiling {} with {cc:?} failed (is libffi-dev installed? scripts/test.sh installs it)\n{}{}",
+            src.display(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        std::fs::rename(&tmp, &exe).expect("rename dlopen_check");
+        exe
+    })
+}
+
+/// Runs dlopen_check on `lib`, without LD_PRELOAD.
+fn run(lib: &Path) -> std::process::Output {
+    output(
+        Command::new(dlopen_check())
+            .arg(lib)
+            .env_remove("LD_PRELOAD")
+            .env_remove("LD_DEBUG"),
+    )
+}
+
+#[test]
+fn dlopened_library_serves_closures_in_threads_before_and_after_dlopen() {
+    let lib = preload();
+    let out = run(&lib);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "dlopen_check {} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        lib.display(),
+        out.status
+    );
+    let Some(ok) = stdout.lines().find(|l| l.starts_with("ok ")) else {
+        panic!("no `ok` line from dlopen_check:\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    };
+    let fields: BTreeMap<&str, u64> = ok
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|w| {
+            let (k, v) = w.split_once('=')?;
+            Some((k, v.parse().ok()?))
+        })
+        .collect();
+    let want: BTreeMap<&str, u64> = [
+        ("cycles", THREADS * CYCLES_PER_THREAD),
+        ("threads", THREADS),
+        ("post", POST),
+    ]
+    .into();
+    assert_eq!(fields, want, "summary line: {ok}");
+    assert!(
+        !stdout.contains("FAIL") && stderr.is_empty(),
+        "unexpected output:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+/// The program's own checks hold: a missing library fails loudly (status 2
+/// with dlerror's message), and so does one already loaded (LD_PRELOAD), which
+/// would not be a late load.
+#[test]
+fn dlopen_check_refuses_what_would_not_test_a_late_load() {
+    let missing = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-such-library.so");
+    let out = run(&missing);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("dlopen(") && text(&out.stderr).contains("no-such-library.so"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let lib = preload();
+    let out = output(
+        Command::new(dlopen_check())
+            .arg(&lib)
+            .env("LD_PRELOAD", &lib),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("already loaded"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// ELF constants (elf.h).
+const PT_DYNAMIC: u32 = 2;
+const PT_TLS: u32 = 7;
+const DT_NULL: u64 = 0;
+const DT_FLAGS: u64 = 30;
+const DF_STATIC_TLS: u64 = 0x10;
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes(b[off..off + 2].try_into().unwrap())
+}
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+}
+
+/// What the test needs from an ELF64 little-endian shared object: DT_FLAGS
+/// (None when absent) and the PT_TLS segment's memory size (None when absent).
+fn dt_flags_and_tls(b: &[u8]) -> (Option<u64>, Option<u64>) {
+    assert!(
+        b.len() >= 64 && b[..4] == *b"\x7fELF" && b[4] == 2 && b[5] == 1,
+        "not an ELF64 little-endian file"
+    );
+    let phoff = u64_at(b, 0x20) as usize;
+    let phentsize = u16_at(b, 0x36) as usize;
+    let phnum = u16_at(b, 0x38) as usize;
+    let mut flags = None;
+    let mut tls = None;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        let (offset, filesz, memsz) = (
+            u64_at(b, ph + 8) as usize,
+            u64_at(b, ph + 32) as usize,
+            u64_at(b, ph + 40),
+        );
+        match u32_at(b, ph) {
+            PT_TLS => tls = Some(memsz),
+            PT_DYNAMIC => {
+                for e in b[offset..offset + filesz].chunks_exact(16) {
+                    let tag = u64_at(e, 0);
+                    if tag == DT_NULL {
+                        break;
+                    }
+                    if tag == DT_FLAGS {
+                        flags = Some(u64_at(e, 8));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (flags, tls)
+}
+
+#[test]
+fn preload_library_is_marked_static_tls() {
+    let lib = preload();
+    let bytes =
+        std::fs::read(&lib).unwrap_or_else(|e| panic!("cannot read {}: {e}", lib.display()));
+    let (flags, tls) = dt_flags_and_tls(&bytes);
+    let tls = tls.unwrap_or_else(|| panic!("{} has no PT_TLS segment", lib.display()));
+    assert!(
+        tls >= 8,
+        "PT_TLS of {} is {tls} bytes, too small for the thread-state word",
+        lib.display()
+    );
+    let flags = flags.unwrap_or_else(|| panic!("{} has no DT_FLAGS", lib.display()));
+    assert!(
+        flags & DF_STATIC_TLS != 0,
+        "{}: DT_FLAGS = {flags:#x} lacks DF_STATIC_TLS ({DF_STATIC_TLS:#x}); the library no \
+         longer uses initial-exec TLS, so tests/dlopen.rs no longer covers it",
+        lib.display()
+    );
+}
