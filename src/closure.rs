@@ -208,6 +208,7 @@ impl Alloc {
             // never unmapped, and idle (not handed to any caller).
             let h = unsafe { &*(rec as *const Header) };
             h.entry.store(trap_entry(), Ordering::Relaxed);
+            h.closure.store(rec as *mut FfiClosure, Ordering::Relaxed);
             h.slot.store(slot.0, Ordering::Relaxed);
             // Never allocated: neither live nor freed. (A slot freed from a
             // larger class has FREED | class here.)
@@ -305,13 +306,20 @@ fn start(pair: Pair, class: u32) -> (*mut FfiClosure, usize) {
     // For a larger class, the slot's own record (equally ours and idle)
     // becomes the header the trampoline jumps through, naming `rec`.
     unsafe {
-        (c as *mut Header).write(header(c));
+        if class == 0 {
+            // The slot's own record already has the header a class-0
+            // closure needs: the trap entry (set when it was handed out or
+            // freed), itself as `closure`, its slot. Only the magic changes.
+            (*(c as *const Header))
+                .meta
+                .store(MAGIC_LIVE << 8, Ordering::Relaxed);
+        } else {
+            (c as *mut Header).write(header(c));
+            (slot.record() as *mut Header).write(header(c));
+        }
         (*c).cif = ptr::null_mut();
         (*c).fun = None;
         (*c).user_data = ptr::null_mut();
-        if class != 0 {
-            (slot.record() as *mut Header).write(header(c));
-        }
     }
     (c, slot.code())
 }
@@ -433,7 +441,6 @@ pub fn free(p: *mut c_void) -> Owner {
         return o;
     }
     h.entry.store(trap_entry(), Ordering::Release);
-    h.plan.store(ptr::null_mut(), Ordering::Release);
     // Into this thread's cache (which stops counting it), or back to the
     // global allocator (uncounted here).
     if let Err(pair) = thread_cache::give(pair, return_pairs) {
