@@ -278,7 +278,8 @@ fn raw(t: &cif::FfiType) -> (usize, u32) {
     (t.size, u32::from(t.alignment) | u32::from(t.type_) << 16)
 }
 
-/// The fingerprint of a cif whose types are all scalars (no elements), or
+/// The fingerprint of a cif whose types are all scalars (no struct or
+/// complex code), or
 /// `None`.
 ///
 /// # Safety
@@ -299,7 +300,8 @@ unsafe fn fingerprint(cif: &FfiCif) -> Option<[(usize, u32); FP_TYPES]> {
                 cif.rtype
             }
         };
-        if !t.elements.is_null() || t.type_ == cif::code::STRUCT || t.type_ == cif::code::COMPLEX {
+        // `read_type` ignores `elements` for every other code.
+        if t.type_ == cif::code::STRUCT || t.type_ == cif::code::COMPLEX {
             return None;
         }
         *slot = raw(t);
@@ -338,8 +340,9 @@ unsafe fn same_types(cif: &FfiCif, e: &Entry) -> bool {
         // SAFETY: a non-NULL type pointer of a readable cif points to a
         // readable ffi_type.
         let t = unsafe { &*t };
-        let want = e.fp[i];
-        if raw(t) != want || !t.elements.is_null() {
+        // Same size, alignment and code, and the code is not an aggregate
+        // (the fingerprint holds none): `read_type` reads nothing else.
+        if raw(t) != e.fp[i] {
             return false;
         }
         i += 1;
