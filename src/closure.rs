@@ -159,6 +159,7 @@ fn state() -> MutexGuard<'static, Alloc> {
     static STATE: OnceLock<Mutex<Alloc>> = OnceLock::new();
     STATE
         .get_or_init(|| {
+            crate::fork::register();
             Mutex::new(Alloc {
                 slots: Slots::new(),
                 slab: Slab::new(),
@@ -167,6 +168,16 @@ fn state() -> MutexGuard<'static, Alloc> {
         })
         .lock()
         .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The allocator's lock, held across fork (src/fork.rs).
+pub(crate) fn lock_state_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(state())
+}
+
+/// The foreign-header table's lock, held across fork (src/fork.rs).
+pub(crate) fn lock_foreign_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(foreign_headers().lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Pairs a thread takes from, or gives back to, the global pool at once.
@@ -559,7 +570,10 @@ impl core::fmt::Display for PrepError {
 /// (we cannot know when the client frees its memory), 32 bytes each.
 fn foreign_headers() -> &'static Mutex<HashMap<usize, &'static Header>> {
     static H: OnceLock<Mutex<HashMap<usize, &'static Header>>> = OnceLock::new();
-    H.get_or_init(|| Mutex::new(HashMap::new()))
+    H.get_or_init(|| {
+        crate::fork::register();
+        Mutex::new(HashMap::new())
+    })
 }
 
 /// The classic trampoline written into a foreign closure's `tramp[]`:

@@ -109,6 +109,11 @@ struct TemplateFile {
 
 static TEMPLATE_FILE: Mutex<Option<TemplateFile>> = Mutex::new(None);
 
+/// The template file's lock, held across fork (src/fork.rs).
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(TEMPLATE_FILE.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Maps one copy of the template at `addr` (inside a reserved range,
 /// TEMPLATE_ALIGN-aligned), read + execute, and verifies it. Returns where
 /// the copy came from. `STATICTRAMP_TEMPLATE=memfd` in the environment skips
@@ -116,6 +121,7 @@ static TEMPLATE_FILE: Mutex<Option<TemplateFile>> = Mutex::new(None);
 /// while the process runs).
 pub fn map_template_copy(addr: usize) -> io::Result<Source> {
     debug_assert_eq!(addr % TEMPLATE_ALIGN, 0);
+    crate::fork::register();
     let mut guard = TEMPLATE_FILE.lock().unwrap_or_else(|e| e.into_inner());
     let memfd_only = std::env::var_os("STATICTRAMP_TEMPLATE").is_some_and(|v| v == "memfd");
     // Try the cached source first, then the image file, then a memfd.

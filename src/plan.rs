@@ -209,7 +209,15 @@ type Interned = HashMap<Signature, &'static Compiled>;
 
 fn interned() -> &'static Mutex<Interned> {
     static PLANS: OnceLock<Mutex<Interned>> = OnceLock::new();
-    PLANS.get_or_init(|| Mutex::new(HashMap::new()))
+    PLANS.get_or_init(|| {
+        crate::fork::register();
+        Mutex::new(HashMap::new())
+    })
+}
+
+/// The plan table's lock, held across fork (src/fork.rs).
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(interned().lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The compiled plan for `sig`, classified on first use and shared by every

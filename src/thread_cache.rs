@@ -194,7 +194,18 @@ static RETIRED: AtomicIsize = AtomicIsize::new(0);
 static COUNTERS: Mutex<Vec<&'static AtomicIsize>> = Mutex::new(Vec::new());
 static SPARE: Mutex<Vec<&'static AtomicIsize>> = Mutex::new(Vec::new());
 
+/// The live-count registry's locks, held across fork (src/fork.rs).
+pub(crate) fn lock_counters_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(COUNTERS.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// See [`lock_counters_for_fork`].
+pub(crate) fn lock_spare_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(SPARE.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 fn counter() -> &'static AtomicIsize {
+    crate::fork::register();
     let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).pop();
     let c = spare.unwrap_or_else(|| Box::leak(Box::new(AtomicIsize::new(0))));
     COUNTERS.lock().unwrap_or_else(|e| e.into_inner()).push(c);

@@ -1,0 +1,64 @@
+//! fork() while other threads use closures.
+//!
+//! fork copies only the calling thread. A global lock that another thread
+//! held at that moment stays locked forever in the child, and the child's
+//! first refill, spill, new signature or new thread would hang on it
+//! (tests/fork.rs hung 3 children in 81 forks without this). So, as glibc
+//! does for malloc, `pthread_atfork` handlers take every global lock of the
+//! library before fork, in the order the library itself nests them, and
+//! release them after it in both processes.
+//!
+//! The child keeps the forking thread's own state (cache, plans); the
+//! caches of threads that do not exist in the child are lost with those
+//! threads' memory (their slots leak, nothing dangles).
+#![allow(unsafe_code)]
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::sync::Once;
+
+thread_local! {
+    /// The guards `prepare` took, dropped by `release`. Fork handlers run
+    /// on the forking thread (in the child, the only thread, with the same
+    /// thread-local storage).
+    static HELD: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Before fork: every global lock, outermost first (the allocator state
+/// before the template file, which it takes while growing; the live-count
+/// registry before its spare list).
+extern "C" fn prepare() {
+    let held: Vec<Box<dyn Any>> = vec![
+        crate::closure::lock_state_for_fork(),
+        crate::map::lock_for_fork(),
+        crate::plan::lock_for_fork(),
+        crate::closure::lock_foreign_for_fork(),
+        crate::thread_cache::lock_counters_for_fork(),
+        crate::thread_cache::lock_spare_for_fork(),
+    ];
+    // If this thread's locals are gone (fork from a thread-local
+    // destructor), the guards drop here: no protection, but no deadlock.
+    let _ = HELD.try_with(|h| *h.borrow_mut() = held);
+}
+
+/// After fork, in the parent and in the child: release them.
+extern "C" fn release() {
+    let _ = HELD.try_with(|h| h.borrow_mut().clear());
+}
+
+/// Installs the handlers once per process. Called where the global locks
+/// are first created, so no lock exists before the handlers do.
+pub fn register() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers three `extern "C" fn()` handlers that live as
+        // long as the library (it is never unloaded: its trampolines may
+        // still be called).
+        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release)) };
+        if rc != 0 {
+            crate::dispatch::diag(&format!(
+                "pthread_atfork failed ({rc}): a child forked while another thread holds a statictramp lock could hang"
+            ));
+        }
+    });
+}
