@@ -664,16 +664,42 @@ unsafe fn prep_compiled(
     // SAFETY: a live class-0 record of ours: writable, and its header (at
     // its start) is the one its slot jumps through.
     unsafe {
+        publish(
+            closure,
+            &*(closure as *const Header),
+            compiled,
+            cif,
+            fun,
+            user_data,
+        )
+    };
+    Ok(())
+}
+
+/// Fills a closure's public fields, then the header its code jumps
+/// through: the plan, and last the entry, so that a concurrent caller sees
+/// a complete closure.
+///
+/// # Safety
+/// `closure` is writable memory of at least sizeof(ffi_closure) bytes.
+#[inline(always)]
+unsafe fn publish(
+    closure: *mut FfiClosure,
+    h: &Header,
+    compiled: &'static Compiled,
+    cif: *mut FfiCif,
+    fun: Fun,
+    user_data: *mut c_void,
+) {
+    // SAFETY: per the contract.
+    unsafe {
         (*closure).cif = cif;
         (*closure).fun = Some(fun);
         (*closure).user_data = user_data;
-        let h = &*(closure as *const Header);
-        h.plan
-            .store((compiled as *const Compiled).cast_mut(), Ordering::Release);
-        // Last: the entry, so a concurrent caller sees a complete record.
-        h.entry.store(compiled.entry_addr, Ordering::Release);
     }
-    Ok(())
+    h.plan
+        .store((compiled as *const Compiled).cast_mut(), Ordering::Release);
+    h.entry.store(compiled.entry_addr, Ordering::Release);
 }
 
 /// [`prep_compiled`] for anything but a live class-0 record: a larger
@@ -696,15 +722,11 @@ unsafe fn prep_other(
     match owner(closure.cast()) {
         Owner::Live(slot) => {
             // SAFETY: a live record of ours: writable; the header its slot
-            // jumps through is the slot's own record.
+            // jumps through is the slot's own record, committed and never
+            // unmapped.
             unsafe {
-                (*closure).cif = cif;
-                (*closure).fun = Some(fun);
-                (*closure).user_data = user_data;
                 let h = &*(slot.record() as *const Header);
-                h.plan
-                    .store((compiled as *const Compiled).cast_mut(), Ordering::Release);
-                h.entry.store(compiled.entry_addr, Ordering::Release);
+                publish(closure, h, compiled, cif, fun, user_data);
             }
             Ok(())
         }
@@ -729,7 +751,6 @@ unsafe fn prep_foreign(
     fun: Fun,
     user_data: *mut c_void,
 ) -> Result<(), PrepError> {
-    let compiled_ptr = (compiled as *const Compiled).cast_mut();
     let mut map = foreign_headers().lock().unwrap_or_else(|e| e.into_inner());
     let h: &'static Header = map.entry(closure as usize).or_insert_with(|| {
         Box::leak(Box::new(Header {
@@ -740,14 +761,10 @@ unsafe fn prep_foreign(
             meta: AtomicU32::new(0),
         }))
     });
-    h.plan.store(compiled_ptr, Ordering::Release);
-    h.entry.store(compiled.entry_addr, Ordering::Release);
     // SAFETY: the caller guarantees `closure` is writable memory of
     // at least sizeof(ffi_closure) bytes that it owns.
     unsafe {
-        (*closure).cif = cif;
-        (*closure).fun = Some(fun);
-        (*closure).user_data = user_data;
+        publish(closure, h, compiled, cif, fun, user_data);
         ptr::write_volatile(
             &raw mut (*closure).tramp,
             classic_trampoline(h as *const Header as usize),

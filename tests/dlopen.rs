@@ -35,29 +35,11 @@ const POST: u64 = 2_000;
 fn dlopen_check() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
-        let src = manifest_dir().join("compat/c/dlopen_check.c");
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let exe = dir.join("dlopen_check");
-        // Build under a private name, then rename: concurrent test runs may
-        // share the directory.
-        let tmp = dir.join(format!("dlopen_check.{}", std::process::id()));
-        let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-        let out = output(
-            Command::new(&cc)
-                .args(["-O1", "-g", "-Wall", "-Wextra", "-pthread", "-o"])
-                .arg(&tmp)
-                .arg(&src)
-                .args(["-lffi", "-ldl", "-lpthread"]),
-        );
-        assert!(
-            out.status.success(),
-            "compiling {} with {cc:?} failed (is libffi-dev installed? scripts/test.sh installs it)\n{}{}",
-            src.display(),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        std::fs::rename(&tmp, &exe).expect("rename dlopen_check");
-        exe
+        build_c(
+            "dlopen_check",
+            &["-O1", "-g", "-Wall", "-Wextra", "-pthread"],
+            &["-lffi", "-ldl", "-lpthread"],
+        )
     })
 }
 

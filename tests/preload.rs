@@ -55,33 +55,15 @@ const LIVE_CLOSURES: [&str; 7] = [
 /// compat/c/bind_check.c built against the system libffi, once per test run.
 fn bind_check() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
+    // PIE, so that the addresses bind_check takes of libffi's functions
+    // are those of the definitions the dynamic linker picked (not PLT
+    // stubs inside the executable).
     EXE.get_or_init(|| {
-        let src = manifest_dir().join("compat/c/bind_check.c");
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let exe = dir.join("bind_check");
-        // Build under a private name, then rename: concurrent test runs may
-        // share the directory.
-        let tmp = dir.join(format!("bind_check.{}", std::process::id()));
-        let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-        // PIE, so that the addresses bind_check takes of libffi's functions
-        // are those of the definitions the dynamic linker picked (not PLT
-        // stubs inside the executable).
-        let out = output(
-            Command::new(&cc)
-                .args(["-O1", "-g", "-Wall", "-Wextra", "-fPIE", "-pie", "-o"])
-                .arg(&tmp)
-                .arg(&src)
-                .args(["-lffi", "-ldl"]),
-        );
-        assert!(
-            out.status.success(),
-            "compiling {} with {cc:?} failed (is libffi-dev installed? scripts/test.sh installs it)\n{}{}",
-            src.display(),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        std::fs::rename(&tmp, &exe).expect("rename bind_check");
-        exe
+        build_c(
+            "bind_check",
+            &["-O1", "-g", "-Wall", "-Wextra", "-fPIE", "-pie"],
+            &["-lffi", "-ldl"],
+        )
     })
 }
 

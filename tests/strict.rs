@@ -31,22 +31,7 @@ fn cli() -> Command {
 /// compat/c/wx_probe.c built against the system libffi, once per test run.
 fn probe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("compat/c/wx_probe.c");
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let exe = dir.join("wx_probe");
-        let tmp = dir.join(format!("wx_probe.{}", std::process::id()));
-        let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-        let out = output(Command::new(&cc).args(["-O1", "-Wall", "-o"]).arg(&tmp).arg(&src).arg("-lffi"));
-        assert!(
-            out.status.success(),
-            "compiling {} with {cc:?} failed (is libffi-dev installed? scripts/test.sh installs it)\n{}",
-            src.display(),
-            text(&out.stderr)
-        );
-        std::fs::rename(&tmp, &exe).expect("rename wx_probe");
-        exe
-    })
+    EXE.get_or_init(|| build_c("wx_probe", &["-O1", "-Wall"], &["-lffi"]))
 }
 
 /// Parses wx_probe's `<name> allowed|refused <errno>` lines (a line may

@@ -41,3 +41,34 @@ pub fn preload() -> PathBuf {
         )
     })
 }
+
+/// Compiles `compat/c/<name>.c` with the C compiler ($CC, default cc) into
+/// the test target directory as `<name>`, with `flags` before and `libs`
+/// after the source, and returns the executable. A compile failure fails
+/// the test and names what to install. Built under a private name and then
+/// renamed, because concurrent test runs may share the directory; callers
+/// keep the result in a `OnceLock` to build once per run.
+pub fn build_c(name: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
+    let src = manifest_dir().join("compat/c").join(format!("{name}.c"));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let exe = dir.join(name);
+    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let out = output(
+        Command::new(&cc)
+            .args(flags)
+            .arg("-o")
+            .arg(&tmp)
+            .arg(&src)
+            .args(libs),
+    );
+    assert!(
+        out.status.success(),
+        "compiling {} with {cc:?} failed (is libffi-dev installed? scripts/test.sh installs it)\n{}{}",
+        src.display(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    std::fs::rename(&tmp, &exe).unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
+    exe
+}
