@@ -8,6 +8,18 @@
 //! library before fork, in the order the library itself nests them, and
 //! release them after it in both processes.
 //!
+//! The handlers are registered when the library is loaded (an ELF
+//! constructor in src/capi.rs), so that handlers a program registers later
+//! run before ours in the prepare phase: our locks are taken last, as
+//! glibc takes malloc's. A program that takes its own lock in a prepare
+//! handler and allocates closures while holding that lock would otherwise
+//! deadlock against our prepare (tests/fork.rs, compat/c/fork_order.c).
+//! Handlers registered before the library was loaded (a program that
+//! dlopens it after calling pthread_atfork) cannot be ordered this way.
+//! Where the constructor is not linked in (the rlib, if nothing pulls in
+//! the C API's object), `register` runs where each global lock is first
+//! created.
+//!
 //! The child keeps the forking thread's own state (cache, plans); the
 //! caches of threads that do not exist in the child are lost with those
 //! threads' memory (their slots leak, nothing dangles).
@@ -28,17 +40,23 @@ thread_local! {
 /// before the template file, which it takes while growing; the live-count
 /// registry before its spare list).
 extern "C" fn prepare() {
-    let held: Vec<Box<dyn Any>> = vec![
-        crate::closure::lock_state_for_fork(),
-        crate::map::lock_for_fork(),
-        crate::plan::lock_for_fork(),
-        crate::closure::lock_foreign_for_fork(),
-        crate::thread_cache::lock_counters_for_fork(),
-        crate::thread_cache::lock_spare_for_fork(),
-    ];
-    // If this thread's locals are gone (fork from a thread-local
-    // destructor), the guards drop here: no protection, but no deadlock.
-    let _ = HELD.try_with(|h| *h.borrow_mut() = held);
+    // HELD is reached before any lock is taken: its first use on a thread
+    // registers a thread-local destructor, which takes the dynamic
+    // loader's lock, and a thread inside dlopen may hold that lock while
+    // waiting for one of ours. If this thread's locals are gone (fork from
+    // a thread-local destructor), no lock is taken: no protection, but no
+    // deadlock.
+    let _ = HELD.try_with(|h| {
+        let held: Vec<Box<dyn Any>> = vec![
+            crate::closure::lock_state_for_fork(),
+            crate::map::lock_for_fork(),
+            crate::plan::lock_for_fork(),
+            crate::closure::lock_foreign_for_fork(),
+            crate::thread_cache::lock_counters_for_fork(),
+            crate::thread_cache::lock_spare_for_fork(),
+        ];
+        *h.borrow_mut() = held;
+    });
 }
 
 /// After fork, in the parent and in the child: release them.
@@ -46,8 +64,9 @@ extern "C" fn release() {
     let _ = HELD.try_with(|h| h.borrow_mut().clear());
 }
 
-/// Installs the handlers once per process. Called where the global locks
-/// are first created, so no lock exists before the handlers do.
+/// Installs the handlers once per process: at load time (the constructor
+/// in src/capi.rs), and as a fallback where the global locks are first
+/// used.
 pub fn register() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {

@@ -21,7 +21,7 @@ compile_error!("statictramp supports x86_64 Linux only (so far)");
 pub mod cif;
 pub mod closure;
 mod dispatch;
-mod fork;
+pub(crate) mod fork;
 pub mod layout;
 mod map;
 pub mod plan;

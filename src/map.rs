@@ -123,7 +123,13 @@ pub fn map_template_copy(addr: usize) -> io::Result<Source> {
     debug_assert_eq!(addr % TEMPLATE_ALIGN, 0);
     crate::fork::register();
     let mut guard = TEMPLATE_FILE.lock().unwrap_or_else(|e| e.into_inner());
-    let memfd_only = std::env::var_os("STATICTRAMP_TEMPLATE").is_some_and(|v| v == "memfd");
+    // libc's getenv, not std::env: the standard library's environment lock
+    // is not released in a child forked while another thread held it.
+    // SAFETY: a NUL-terminated name; the result is only read, at once.
+    let memfd_only = unsafe {
+        let v = libc::getenv(c"STATICTRAMP_TEMPLATE".as_ptr());
+        !v.is_null() && std::ffi::CStr::from_ptr(v).to_bytes() == b"memfd"
+    };
     // Try the cached source first, then the image file, then a memfd.
     for attempt in 0..3 {
         let file = match (attempt, guard.take()) {

@@ -287,8 +287,7 @@ fn raw(t: &cif::FfiType) -> (usize, u32) {
 }
 
 /// The fingerprint of a cif whose types are all scalars (no struct or
-/// complex code), or
-/// `None`.
+/// complex code), or `None`.
 ///
 /// # Safety
 /// `cif` is a readable cif that `read_cif` accepted.
@@ -429,9 +428,4 @@ unsafe fn for_cif_slow(
     };
     thread_state::with(|t| t.plans.0[idx] = e);
     Ok(c)
-}
-
-/// Number of distinct signatures seen.
-pub fn interned_count() -> usize {
-    interned().lock().unwrap_or_else(|e| e.into_inner()).len()
 }

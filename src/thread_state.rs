@@ -13,23 +13,35 @@
 //! allocated or freed by later destructors take the global path instead of
 //! building a new state that nothing would free).
 //!
-//! Re-entry (a signal handler that allocates while this thread is inside
-//! [`with`]) finds the state busy and gets `None`: callers then take the
-//! global, locked path.
+//! The closure API is not async-signal-safe (neither is libffi's, which
+//! takes a mutex): a signal handler that allocates or frees closures may
+//! deadlock on the global lock if the signal interrupted this thread while
+//! it held it. The busy flag only keeps such a re-entry from making a
+//! second `&mut` to the state: a re-entered [`with`] answers `None` and the
+//! caller takes the global path.
 #![allow(unsafe_code)]
 
 use crate::plan::CifCache;
 use crate::thread_cache::Cache;
-use std::cell::Cell;
-use std::sync::atomic::{Ordering, compiler_fence};
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{AtomicBool, Ordering, compiler_fence};
 
-/// What the TLS word holds after the thread's state was torn down.
+/// What the TLS word holds after the thread's state was torn down, and
+/// while it is being created (so a signal handler arriving then takes the
+/// global path instead of creating a second state).
 const DEAD: usize = 1;
 
 /// Per-thread state. Lives on the heap for the thread's lifetime.
 pub struct ThreadState {
-    /// Set while a [`with`] closure runs on this state.
-    busy: bool,
+    /// Set while a [`with`] closure runs on this state. Outside `inner`, so
+    /// that a re-entered `with` reads it through a shared reference that
+    /// does not overlap the outer call's `&mut` to `inner`.
+    busy: AtomicBool,
+    inner: UnsafeCell<Inner>,
+}
+
+/// What [`with`] lends out.
+pub struct Inner {
     /// Pairs this thread may allocate or has freed.
     pub cache: Cache,
     /// Plans found by cif address.
@@ -58,10 +70,10 @@ fn word() -> *mut usize {
 }
 
 /// Runs `f` on this thread's state, creating it on first use. `None` when
-/// the thread's state is gone (thread exit) or busy (re-entered from a
-/// signal handler), or cannot be created.
+/// the thread's state is gone (thread exit), being created, or busy
+/// (re-entered from a signal handler).
 #[inline(always)]
-pub fn with<R>(f: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
+pub fn with<R>(f: impl FnOnce(&mut Inner) -> R) -> Option<R> {
     let w = word();
     // SAFETY: `w` is this thread's TLS word; only this thread accesses it.
     let mut p = unsafe { *w };
@@ -71,26 +83,23 @@ pub fn with<R>(f: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
         }
         p = create()?;
     }
-    let s = p as *mut ThreadState;
     // SAFETY: `p` came from Box::into_raw in `create` and stays valid until
-    // the guard's drop, which first sets the word to DEAD. The busy flag is
-    // read and written through the raw pointer, so a re-entrant call made
-    // while a `&mut` from an outer call is live creates no second reference.
-    unsafe {
-        if (*s).busy {
-            return None;
-        }
-        (*s).busy = true;
+    // the guard's drop, which first sets the word to DEAD. Only `busy` is
+    // reached through this shared reference.
+    let s = unsafe { &*(p as *const ThreadState) };
+    if s.busy.load(Ordering::Relaxed) {
+        return None;
     }
+    s.busy.store(true, Ordering::Relaxed);
     // The flag must be in memory before the body's accesses, in the order a
     // signal handler on this thread would observe.
     compiler_fence(Ordering::SeqCst);
-    // SAFETY: as above, and no other `&mut` to the state exists: re-entrant
-    // calls see `busy` and return without making one.
-    let r = f(unsafe { &mut *s });
+    // SAFETY: the only `&mut` to `inner`: a re-entrant call on this thread
+    // sees `busy` and returns without making one, and no other thread has
+    // this state's address.
+    let r = f(unsafe { &mut *s.inner.get() });
     compiler_fence(Ordering::SeqCst);
-    // SAFETY: as above.
-    unsafe { (*s).busy = false };
+    s.busy.store(false, Ordering::Relaxed);
     Some(r)
 }
 
@@ -119,17 +128,21 @@ thread_local! {
 #[cold]
 #[inline(never)]
 fn create() -> Option<usize> {
+    // SAFETY: this thread's TLS word. DEAD until the state is ready: a
+    // signal handler that allocates meanwhile takes the global path.
+    unsafe { *word() = DEAD };
     let p = Box::into_raw(Box::new(ThreadState {
-        busy: false,
-        cache: Cache::new(),
-        plans: CifCache::new(),
+        busy: AtomicBool::new(false),
+        inner: UnsafeCell::new(Inner {
+            cache: Cache::new(),
+            plans: CifCache::new(),
+        }),
     })) as usize;
     if GUARD.try_with(|g| g.0.set(p)).is_err() {
         // The thread is exiting and its thread locals are gone: no state.
-        // SAFETY: `p` is the box made above, never published.
+        // SAFETY: `p` is the box made above, never published. The word
+        // stays DEAD.
         drop(unsafe { Box::from_raw(p as *mut ThreadState) });
-        // SAFETY: this thread's TLS word.
-        unsafe { *word() = DEAD };
         return None;
     }
     // SAFETY: this thread's TLS word.

@@ -1,11 +1,16 @@
 //! fork() in a multi-threaded process while other threads allocate, prepare
 //! and free closures: the child must be able to use the closure API (its
 //! global locks must not be inherited held by a thread that no longer
-//! exists). This binary has one test, so no other test's threads run.
+//! exists), and a program's own fork handlers must not deadlock against
+//! ours.
+mod procs;
 mod support;
 
 use libffi_sys::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::*;
@@ -147,4 +152,42 @@ fn a_child_forked_while_other_threads_use_closures_can_use_them_too() {
          another thread held at fork (workers ran {rounds} rounds)"
     );
     assert!(rounds > 0, "the worker threads never ran");
+}
+
+/// compat/c/fork_order.c, built once per test run.
+fn fork_order() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| procs::build_c("fork_order", &["-O1", "-Wall", "-pthread"], &["-lffi"]))
+}
+
+#[test]
+fn a_program_fork_handler_taken_while_allocating_does_not_deadlock_ours() {
+    let mut child = Command::new(fork_order())
+        .env("LD_PRELOAD", procs::preload())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run fork_order");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait fork_order") {
+            break Some(st);
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().expect("fork_order output");
+    let stdout = procs::text(&out.stdout);
+    let stderr = procs::text(&out.stderr);
+    let Some(status) = status else {
+        panic!("fork_order hung (a fork handler deadlock)\n{stdout}{stderr}");
+    };
+    assert!(
+        status.success() && stdout.starts_with("ok forks=2000 "),
+        "fork_order failed: {status:?}\n{stdout}{stderr}"
+    );
 }

@@ -1,8 +1,9 @@
 /*
  * statictramp_thread_state: one initial-exec TLS word per thread, holding
  * the address of that thread's state (src/thread_state.rs): 0 before the
- * thread first allocates or prepares a closure, 1 once its state has been
- * torn down at thread exit, otherwise a pointer.
+ * thread first allocates, prepares or frees a closure, 1 while its state
+ * is being created and once it has been torn down at thread exit,
+ * otherwise a pointer.
  *
  * Rust's thread_local! in a shared object uses the general-dynamic model:
  * every access calls __tls_get_addr (about 11 instructions plus the
