@@ -267,6 +267,7 @@ impl Alloc {
 #[inline(never)]
 fn refill(fresh: &mut Vec<Pair>) -> Result<(), AllocError> {
     let mut st = state();
+    let start = fresh.len();
     for i in 0..thread_cache::BATCH {
         match st.pair(0) {
             Ok(p) => fresh.push(p),
@@ -274,6 +275,10 @@ fn refill(fresh: &mut Vec<Pair>) -> Result<(), AllocError> {
             Err(_) => break,
         }
     }
+    // The cache pops from the end: reversed, the batch is handed out in
+    // the order it came (ascending addresses for fresh slots), so records
+    // allocated, and later freed, in a row are touched in one direction.
+    fresh[start..].reverse();
     Ok(())
 }
 
@@ -454,19 +459,24 @@ fn owner_elsewhere(p: usize, handed_out: u32) -> Owner {
 /// safely: exactly one wins, the other sees `Freed`.
 #[inline]
 pub fn free(p: *mut c_void) -> Owner {
-    let Some(slot) = live_own_record(p as usize) else {
+    let Some(slot) = Slot::from_record(p as usize, table::handed_out()) else {
         return free_other(p);
     };
-    // SAFETY: `p` is a live class-0 record of ours (checked above).
+    // SAFETY: the start of a handed-out slot's own record: committed
+    // read-write, never unmapped; the header's words are atomics.
     let h = unsafe { &*(p as *const Header) };
-    // The one locked instruction of alloc/free: of two threads racing to
-    // free one closure, exactly one moves it from LIVE (the expected value:
-    // never a value read after the check) to FREED and the other gets the
-    // double-free diagnostic, so a pair is never queued twice (the global
-    // pool links freed records through their headers; a pair queued twice
-    // would corrupt it). Measured instead: a plain store here plus
+    // The check that this is a live class-0 closure and the step that
+    // frees it are one compare-and-swap from LIVE to FREED: the one locked
+    // instruction of alloc/free. Of two threads racing to free one
+    // closure exactly one succeeds and the other gets the double-free
+    // diagnostic (via `free_other`), so a pair is never queued twice (the
+    // global pool links freed records through their headers; a pair
+    // queued twice would corrupt it). Going straight to it, instead of a
+    // load and then the compare-and-swap, touches the record once (free at
+    // 1 M live 14.5 -> 14.2 ns, before the ascending hand-out order in
+    // `refill`). Measured instead and dropped: a plain store here plus
     // compare-and-swaps when a freed pair is reused and when it is queued
-    // globally: free at 1 M live 16.8 ns against 14.5 with this one.
+    // globally (16.8 ns against 14.5).
     if h.meta
         .compare_exchange(
             MAGIC_LIVE << 8,
@@ -476,7 +486,13 @@ pub fn free(p: *mut c_void) -> Owner {
         )
         .is_err()
     {
-        return Owner::Freed;
+        // Freed already, a larger record's forwarding header, or corrupt.
+        return free_other(p);
+    }
+    if h.slot.load(Ordering::Relaxed) != slot.0 {
+        // Live-looking but not this slot's: corrupt. Leave it as it was.
+        h.meta.store(MAGIC_LIVE << 8, Ordering::Release);
+        return Owner::Corrupt;
     }
     h.entry.store(trap_entry(), Ordering::Release);
     // Into this thread's cache (which stops counting it), or back to the

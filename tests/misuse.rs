@@ -293,7 +293,7 @@ fn racing_double_free_never_gives_one_record_to_two_closures() {
 // ---- 2, 3. a slot handed to a thread's cache but never allocated ------
 
 /// On a fresh thread (an empty cache): allocates and prepares one closure
-/// and returns its record and code with the slot just below it, which the
+/// and returns its record and code with the slot just above it, which the
 /// same refill handed to this thread's cache and nobody allocated.
 fn unallocated_neighbour() -> (*mut c_void, *mut c_void, Slot) {
     let (cl, code) = alloc(0).expect("ffi_closure_alloc");
@@ -316,34 +316,34 @@ fn unallocated_neighbour() -> (*mut c_void, *mut c_void, Slot) {
         cl as usize,
         "a class-0 record is its slot's own"
     );
-    assert!(slot.0 >= 1, "slot {} has no slot below it", slot.0);
-    // A refill hands out consecutive fresh slots and the cache takes the
-    // last first, so the one below was handed out with it and is idle.
-    let below = Slot(slot.0 - 1);
+    // A refill hands a batch of consecutive fresh slots to the cache, which
+    // gives them out in ascending order: the one above was handed out with
+    // this one and is idle.
+    let above = Slot(slot.0 + 1);
     assert!(
-        below.0 < handed_out,
+        above.0 < handed_out,
         "slot {} is not handed out ({handed_out})",
-        below.0
+        above.0
     );
     assert_eq!(
-        below.code(),
-        code as usize - SLOT,
+        above.code(),
+        code as usize + SLOT,
         "slot {} is in the same table as slot {}",
-        below.0,
+        above.0,
         slot.0
     );
-    assert_eq!(below.record(), cl as usize - REC_STRIDE);
+    assert_eq!(above.record(), cl as usize + REC_STRIDE);
     assert_eq!(
-        Slot::from_code(below.code(), handed_out),
-        Some(below),
-        "the slot below maps back to itself"
+        Slot::from_code(above.code(), handed_out),
+        Some(above),
+        "the slot above maps back to itself"
     );
     assert!(
-        !closure::owns_code(below.code()),
+        !closure::owns_code(above.code()),
         "slot {} should not be a live closure",
-        below.0
+        above.0
     );
-    (cl, code, below)
+    (cl, code, above)
 }
 
 /// Runs `f` on a new thread, whose closure cache is empty.
@@ -355,17 +355,17 @@ fn on_fresh_thread(f: impl FnOnce() + Send + 'static) {
 fn calling_a_handed_out_but_unallocated_slot_traps_with_a_diagnostic() {
     if is_child("call_unallocated") {
         on_fresh_thread(|| {
-            let (_cl, _code, below) = unallocated_neighbour();
+            let (_cl, _code, idle) = unallocated_neighbour();
             eprintln!(
                 "child: calling slot {} at {:#x}, handed out but never allocated",
-                below.0,
-                below.code()
+                idle.0,
+                idle.code()
             );
             // SAFETY: deliberately calling trampoline code that was never
             // allocated or prepared: statictramp must trap it (diagnostic
             // and abort). A slot's code is never unmapped, and a function
             // with no arguments and no result reads nothing it does not own.
-            let f: extern "C" fn() = unsafe { std::mem::transmute(below.code()) };
+            let f: extern "C" fn() = unsafe { std::mem::transmute(idle.code()) };
             f();
             eprintln!("child: the unallocated slot returned");
         });
@@ -391,11 +391,11 @@ fn calling_a_handed_out_but_unallocated_slot_traps_with_a_diagnostic() {
 fn freeing_a_handed_out_but_unallocated_record_is_refused() {
     if is_child("free_unallocated") {
         on_fresh_thread(|| {
-            let (_cl, _code, below) = unallocated_neighbour();
-            let rec = below.record() as *mut FfiClosure;
+            let (_cl, _code, idle) = unallocated_neighbour();
+            let rec = idle.record() as *mut FfiClosure;
             eprintln!(
                 "child: freeing record {rec:p} of slot {}, handed out but never allocated",
-                below.0
+                idle.0
             );
             // SAFETY: deliberately freeing a record that was never
             // allocated: statictramp must refuse it (diagnostic and abort).
