@@ -8,7 +8,7 @@ use crate::layout::{
     FAST_RET_RAX_RDX, FAST_RET_RAX_XMM0, FAST_RET_S8, FAST_RET_S16, FAST_RET_S32, FAST_RET_U8,
     FAST_RET_U16, FAST_RET_U32, FAST_RET_VOID, FAST_RET_XMM0_RAX, FAST_RET_XMM0_XMM1,
     FAST_SAVE_GPR, FAST_SAVE_SSE, FRAME_SIZE, PLAN_FAST_OFFS, PLAN_FAST_RET, PLAN_FAST_SAVE,
-    PLAN_FAST_TARGET, PLAN_NARGS, PLAN_RET_BUF, PLAN_SCRATCH,
+    PLAN_FAST_TARGET, PLAN_NARGS, PLAN_RET_BUF, PLAN_SCRATCH, REGS_MAX_ARGS,
 };
 use crate::thread_state;
 use statictramp_abi::x86_64::frame;
@@ -27,6 +27,10 @@ pub enum EntryKind {
     SysVFast,
     /// `statictramp_entry_sysv_void0`: `void (void)`.
     SysVVoid0,
+    /// `statictramp_entry_sysv_regs{n}`: n (at most REGS_MAX_ARGS)
+    /// arguments, argument i whole in the i-th integer register, and a
+    /// return the fast entry loads from a buffer.
+    SysVRegs(u8),
     /// `statictramp_entry_win64`.
     Win64,
 }
@@ -35,6 +39,13 @@ unsafe extern "C" {
     fn statictramp_entry_sysv();
     fn statictramp_entry_sysv_fast();
     fn statictramp_entry_sysv_void0();
+    fn statictramp_entry_sysv_regs0();
+    fn statictramp_entry_sysv_regs1();
+    fn statictramp_entry_sysv_regs2();
+    fn statictramp_entry_sysv_regs3();
+    fn statictramp_entry_sysv_regs4();
+    fn statictramp_entry_sysv_regs5();
+    fn statictramp_entry_sysv_regs6();
     fn statictramp_entry_win64();
     /// The fast entry's return sequences: `FAST_RET_COUNT` offsets from the
     /// table itself (asm/x86_64/entry_sysv.S).
@@ -58,6 +69,18 @@ impl EntryKind {
             EntryKind::SysV => statictramp_entry_sysv as *const () as usize,
             EntryKind::SysVFast => statictramp_entry_sysv_fast as *const () as usize,
             EntryKind::SysVVoid0 => statictramp_entry_sysv_void0 as *const () as usize,
+            EntryKind::SysVRegs(n) => {
+                const REGS: [unsafe extern "C" fn(); REGS_MAX_ARGS + 1] = [
+                    statictramp_entry_sysv_regs0,
+                    statictramp_entry_sysv_regs1,
+                    statictramp_entry_sysv_regs2,
+                    statictramp_entry_sysv_regs3,
+                    statictramp_entry_sysv_regs4,
+                    statictramp_entry_sysv_regs5,
+                    statictramp_entry_sysv_regs6,
+                ];
+                REGS[usize::from(n)] as *const () as usize
+            }
             EntryKind::Win64 => statictramp_entry_win64 as *const () as usize,
         }
     }
@@ -183,8 +206,25 @@ impl Compiled {
             fast_save |= FAST_SAVE_GPR as u32; // the hidden pointer is in rdi
         }
         let void0 = plan.args.is_empty() && plan.ret == RetLoc::Void;
+        // Argument i whole in the i-th integer register, for every i (one
+        // eightbyte each: a 16-byte struct also starts at its register's
+        // slot but takes the next one too): the fast entry's avalue[] with
+        // the addresses fixed.
+        let in_order = plan.args.len() <= REGS_MAX_ARGS
+            && plan.args.len() == sig.args.len()
+            && plan
+                .args
+                .iter()
+                .zip(&sig.args)
+                .enumerate()
+                .all(|(i, (loc, t))| {
+                    *loc == ArgLoc::Frame(frame::GPR + 8 * i as u32) && t.size <= 8
+                });
         let entry = match (sig.abi, fast, ret_code) {
             (Abi::SysV64, true, Some(_)) if void0 => EntryKind::SysVVoid0,
+            (Abi::SysV64, true, Some(r)) if in_order && r != FAST_RET_MEM as u32 => {
+                EntryKind::SysVRegs(plan.args.len() as u8)
+            }
             (Abi::SysV64, true, Some(_)) => EntryKind::SysVFast,
             (Abi::SysV64, _, _) => EntryKind::SysV,
             (Abi::Win64 | Abi::GnuW64, _, _) => EntryKind::Win64,

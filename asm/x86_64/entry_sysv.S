@@ -287,4 +287,93 @@ ENTRY(statictramp_entry_sysv_void0)
 	.cfi_endproc
 END(statictramp_entry_sysv_void0)
 
+/*
+ * statictramp_entry_sysv_regsN, N = 0..6: signatures whose N arguments
+ * are each one whole integer-class eightbyte in rdi, rsi, rdx, rcx, r8, r9
+ * in that order (argument i in the i-th register), returning anything the
+ * fast entry's return sequences load except in memory (PLAN_FAST_TARGET,
+ * not FAST_RET_MEM). The fast entry would compute the same avalue[]; these
+ * skip its save tests, offset loop and return-kind checks: one entry per
+ * argument count, with the argument addresses fixed.
+ *
+ * Frame (REGS_* in layout.h; CFA = rbp + 16):
+ *
+ *     rbp+8                return address
+ *     rbp+0                caller's rbp                        <- CFA - 16
+ *     rsp+REGS_TARGET      address of the return sequence (kept across
+ *                          the call)
+ *     rsp+REGS_RET_BUF     16-byte return buffer (rvalue)
+ *     rsp+REGS_SAVED       rdi rsi rdx rcx r8 r9 (the first N)
+ *     rsp+0                avalue[0..N): &saved[i]
+ *     rsp = rbp - REGS_SCRATCH, 16-byte aligned at the call.
+ *
+ * In: r10 = header. Scratch: rax. The handler gets
+ * fun(cif: rdi, rvalue: rsi, avalue: rdx, user_data: rcx); the return
+ * sequence gets rsi = rvalue and ends with leave; ret.
+ */
+.macro SAVE_REG reg, i
+	movq	\reg, REGS_SAVED+8*\i(%rsp)
+.endm
+.macro POINT_AT_SAVED i
+	leaq	REGS_SAVED+8*\i(%rsp), %rax
+	movq	%rax, 8*\i(%rsp)		/* avalue[i] = &saved[i] */
+.endm
+.macro REGS_ENTRY n
+ENTRY(statictramp_entry_sysv_regs\n)
+	.cfi_startproc
+	PROLOGUE REGS_SCRATCH
+	/* Save the argument registers first: rdi..rcx carry the handler's
+	 * arguments below. */
+	.if \n >= 1
+	SAVE_REG %rdi, 0
+	.endif
+	.if \n >= 2
+	SAVE_REG %rsi, 1
+	.endif
+	.if \n >= 3
+	SAVE_REG %rdx, 2
+	.endif
+	.if \n >= 4
+	SAVE_REG %rcx, 3
+	.endif
+	.if \n >= 5
+	SAVE_REG %r8, 4
+	.endif
+	.if \n >= 6
+	SAVE_REG %r9, 5
+	.endif
+	.irp i, 0, 1, 2, 3, 4, 5
+	.if \i < \n
+	POINT_AT_SAVED \i
+	.endif
+	.endr
+	movq	HDR_PLAN(%r10), %rax
+	movq	PLAN_FAST_TARGET(%rax), %rax
+	movq	%rax, REGS_TARGET(%rsp)		/* where to go after the call */
+	movq	HDR_CLOSURE(%r10), %rax
+	movq	CLOSURE_CIF(%rax), %rdi
+	leaq	REGS_RET_BUF(%rsp), %rsi	/* rvalue */
+	movq	%rsp, %rdx			/* avalue */
+	movq	CLOSURE_USER_DATA(%rax), %rcx
+	call	*CLOSURE_FUN(%rax)
+	leaq	REGS_RET_BUF(%rsp), %rsi
+	jmp	*REGS_TARGET(%rsp)		/* a fast return sequence */
+	.cfi_endproc
+END(statictramp_entry_sysv_regs\n)
+.endm
+
+	.if REGS_SCRATCH != REGS_TARGET + 16 || REGS_RET_BUF != REGS_SAVED + 8 * REGS_MAX_ARGS
+	.error "register-entry frame layout in layout.h is inconsistent"
+	.endif
+	.if REGS_SAVED != 8 * REGS_MAX_ARGS || REGS_TARGET != REGS_RET_BUF + 16
+	.error "register-entry frame layout in layout.h is inconsistent"
+	.endif
+REGS_ENTRY 0
+REGS_ENTRY 1
+REGS_ENTRY 2
+REGS_ENTRY 3
+REGS_ENTRY 4
+REGS_ENTRY 5
+REGS_ENTRY 6
+
 GNU_STACK

@@ -95,6 +95,17 @@
 #define FAST_RET_COUNT 15
 /* Scratch the no-argument void entry reserves (return buffer, 16-aligned). */
 #define VOID0_SCRATCH 16
+/* The register-argument entries (statictramp_entry_sysv_regs0..6): a
+ * fixed frame of REGS_SCRATCH bytes below the saved rbp. Offsets from rsp:
+ * avalue[6] at 0, the saved rdi..r9 at REGS_SAVED, a 16-byte return
+ * buffer at REGS_RET_BUF, the return sequence's address at REGS_TARGET. */
+#define REGS_SCRATCH 128
+#define REGS_SAVED 48
+#define REGS_RET_BUF 96
+#define REGS_TARGET 112
+/* Most arguments a register-argument entry takes (rdi, rsi, rdx, rcx, r8,
+ * r9). */
+#define REGS_MAX_ARGS 6
 
 /* ---- entry frame (statictramp-abi src/x86_64/frame.rs) ---------------- */
 #define FRAME_GPR 0
