@@ -396,20 +396,21 @@ pub fn owner(p: *const c_void) -> Owner {
     owner_elsewhere(p, handed_out)
 }
 
-/// The slot of `p` if `p` is a live `ffi_closure`-sized record of ours
-/// (a slot's own record with magic LIVE and class 0): the common case of
-/// prep and free, tested with a range check (a loop over the regions for
-/// mapped slots), a division by a constant
-/// and two loads. Anything else (larger records, freed, foreign, corrupt)
-/// answers `None` and goes to [`owner`].
+/// Whether `p` is a live `ffi_closure`-sized record of ours (a slot's own
+/// record with magic LIVE and class 0): prep's common case, tested with a
+/// range check (a loop over the regions for mapped slots), a division by a
+/// constant and two loads. Anything else (larger records, freed, foreign,
+/// corrupt) goes to [`owner`]. (Free makes the same test with its
+/// compare-and-swap.)
 #[inline(always)]
-fn live_own_record(p: usize) -> Option<Slot> {
-    let slot = Slot::from_record(p, table::handed_out())?;
+fn live_own_record(p: usize) -> bool {
+    let Some(slot) = Slot::from_record(p, table::handed_out()) else {
+        return false;
+    };
     // SAFETY: the record of a handed-out slot is committed read-write and
     // never unmapped; the words are atomics.
     let h = unsafe { &*(p as *const Header) };
-    (h.meta.load(Ordering::Acquire) == MAGIC_LIVE << 8 && h.slot.load(Ordering::Relaxed) == slot.0)
-        .then_some(slot)
+    h.meta.load(Ordering::Acquire) == MAGIC_LIVE << 8 && h.slot.load(Ordering::Relaxed) == slot.0
 }
 
 /// [`owner`] for pointers that are not the start of a handed-out slot's
@@ -518,9 +519,9 @@ fn free_other(p: *mut c_void) -> Owner {
     let meta = h.meta.load(Ordering::Acquire);
     let class = meta & 0xff;
     if class == 0 {
-        // Not live when `live_own_record` looked, live now: another thread
-        // reallocated it in between, so this pointer had already been freed
-        // when the caller passed it (a legitimate free sees the record live
+        // Not live when `free`'s compare-and-swap looked, live now: another
+        // thread reallocated it in between, so this pointer had already been
+        // freed when the caller passed it (a legitimate free sees the record live
         // throughout: the caller owns it). Report the double free; the new
         // owner's closure is left alone.
         return Owner::Freed;
@@ -700,7 +701,7 @@ unsafe fn prep_compiled(
             PrepError::NullFun
         });
     };
-    if live_own_record(closure as usize).is_none() {
+    if !live_own_record(closure as usize) {
         // SAFETY: forwarded contract.
         return unsafe { prep_other(closure, compiled, cif, fun, user_data) };
     }

@@ -311,9 +311,6 @@ END(statictramp_entry_sysv_void0)
  * fun(cif: rdi, rvalue: rsi, avalue: rdx, user_data: rcx); the return
  * sequence gets rsi = rvalue and ends with leave; ret.
  */
-.macro SAVE_REG reg, i
-	movq	\reg, REGS_SAVED+8*\i(%rsp)
-.endm
 .macro POINT_AT_SAVED i
 	leaq	REGS_SAVED+8*\i(%rsp), %rax
 	movq	%rax, 8*\i(%rsp)		/* avalue[i] = &saved[i] */
@@ -324,24 +321,13 @@ ENTRY(statictramp_entry_sysv_regs\n)
 	PROLOGUE REGS_SCRATCH
 	/* Save the argument registers first: rdi..rcx carry the handler's
 	 * arguments below. */
-	.if \n >= 1
-	SAVE_REG %rdi, 0
+	.set	.Lreg_i, 0
+	.irp reg, %rdi, %rsi, %rdx, %rcx, %r8, %r9
+	.if .Lreg_i < \n
+	movq	\reg, REGS_SAVED+8*.Lreg_i(%rsp)	/* saved[i] */
 	.endif
-	.if \n >= 2
-	SAVE_REG %rsi, 1
-	.endif
-	.if \n >= 3
-	SAVE_REG %rdx, 2
-	.endif
-	.if \n >= 4
-	SAVE_REG %rcx, 3
-	.endif
-	.if \n >= 5
-	SAVE_REG %r8, 4
-	.endif
-	.if \n >= 6
-	SAVE_REG %r9, 5
-	.endif
+	.set	.Lreg_i, .Lreg_i + 1
+	.endr
 	.irp i, 0, 1, 2, 3, 4, 5
 	.if \i < \n
 	POINT_AT_SAVED \i
