@@ -10,11 +10,16 @@
 //! tests run everywhere.
 #![forbid(unsafe_code)]
 
+pub mod aarch64;
+pub mod arm;
+pub mod i386;
 pub mod plan;
+pub mod record;
 pub mod types;
 pub mod x86_64;
 
 pub use plan::{ArgLoc, Ext, Piece, Plan, RetKind, RetLoc, RetMove};
+pub use record::RecordLayout;
 pub use types::{Kind, Type, TypeError};
 
 /// A calling convention that statictramp classifies.
@@ -33,25 +38,41 @@ pub enum Abi {
     GnuW64,
 }
 
-/// The architecture whose libffi ABI numbering applies.
+/// An architecture: its libffi ABI numbering and closure record layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Arch {
     X86_64,
+    I386,
+    Aarch64,
+    Arm,
+}
+
+impl Arch {
+    /// Every architecture statictramp knows (ported or not).
+    pub const ALL: [Arch; 4] = [Arch::X86_64, Arch::I386, Arch::Aarch64, Arch::Arm];
+
+    /// The layout of this architecture's `ffi_closure` and our header in it.
+    pub const fn record(self) -> RecordLayout {
+        match self {
+            Arch::X86_64 => x86_64::RECORD,
+            Arch::I386 => i386::RECORD,
+            Arch::Aarch64 => aarch64::RECORD,
+            Arch::Arm => arm::RECORD,
+        }
+    }
 }
 
 impl Abi {
     /// Maps libffi's `ffi_abi` value for `arch` to an [`Abi`]; `None` where
-    /// libffi would answer `FFI_BAD_ABI`.
+    /// libffi would answer `FFI_BAD_ABI`. Each architecture's module holds
+    /// its numbering (e.g. [`x86_64::abi_from_ffi`]).
     ///
-    /// x86_64 numbering (libffi `src/x86/ffitarget.h`, non-Windows hosts):
-    /// `FFI_FIRST_ABI = 1, FFI_UNIX64 = 2, FFI_WIN64 = FFI_EFI64 = 3,
-    /// FFI_GNUW64 = 4, FFI_LAST_ABI = 5`.
+    /// Architectures whose port has not landed classify nothing yet: every
+    /// ABI number is `None` there.
     pub fn from_ffi(arch: Arch, abi: u32) -> Option<Abi> {
-        match (arch, abi) {
-            (Arch::X86_64, 2) => Some(Abi::SysV64),
-            (Arch::X86_64, 3) => Some(Abi::Win64),
-            (Arch::X86_64, 4) => Some(Abi::GnuW64),
-            _ => None,
+        match arch {
+            Arch::X86_64 => x86_64::abi_from_ffi(abi),
+            Arch::I386 | Arch::Aarch64 | Arch::Arm => None,
         }
     }
 }

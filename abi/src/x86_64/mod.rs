@@ -5,7 +5,28 @@ pub mod frame;
 pub mod sysv;
 pub mod win64;
 
-use crate::{ArgLoc, ClassifyError, Kind, Plan, RetLoc, Type, TypeError};
+use crate::record::RecordLayout;
+use crate::{Abi, ArgLoc, ClassifyError, Kind, Plan, RetLoc, Type, TypeError};
+
+/// libffi src/x86/ffitarget.h:145-146 (X86_64):
+/// `#define FFI_TRAMPOLINE_SIZE 32`, `#define FFI_NATIVE_RAW_API 0`.
+pub const RECORD: RecordLayout = RecordLayout {
+    word: 8,
+    tramp_size: 32,
+    native_raw_api: false,
+};
+
+/// Maps libffi's x86_64 `ffi_abi` numbering (src/x86/ffitarget.h,
+/// non-Windows hosts: `FFI_FIRST_ABI = 1, FFI_UNIX64 = 2, FFI_WIN64 =
+/// FFI_EFI64 = 3, FFI_GNUW64 = 4, FFI_LAST_ABI = 5`).
+pub fn abi_from_ffi(abi: u32) -> Option<Abi> {
+    match abi {
+        2 => Some(Abi::SysV64),
+        3 => Some(Abi::Win64),
+        4 => Some(Abi::GnuW64),
+        _ => None,
+    }
+}
 
 /// The (size, alignment) every x86_64 ABI gives a scalar kind; `None` for
 /// aggregates and void.
