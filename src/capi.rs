@@ -15,7 +15,9 @@
 #![allow(unsafe_code)]
 
 use crate::cif::{FfiCif, Fun, Status};
-use crate::closure::{self, FfiClosure, Owner};
+use crate::closure;
+use crate::owner::Owner;
+use crate::record::FfiClosure;
 use crate::dispatch::diag;
 use crate::raw::{self, FfiRawClosure, RawFun};
 use std::os::raw::c_void;
@@ -117,7 +119,7 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
         return;
     }
     match closure::free(ptr) {
-        Owner::Live(_) => {}
+        Owner::Live { .. } => {}
         // SAFETY: forwarded contract.
         other => unsafe { free_refused(ptr, other) },
     }
@@ -131,7 +133,7 @@ pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
 #[inline(never)]
 unsafe fn free_refused(ptr: *mut c_void, owner: Owner) {
     match owner {
-        Owner::Live(_) => {}
+        Owner::Live { .. } => {}
         Owner::Freed => {
             diag(&format!(
                 "ffi_closure_free({ptr:p}): double free of a closure; aborting"

@@ -8,7 +8,8 @@
 //! detectable.
 #![allow(unsafe_code)]
 
-use statictramp_abi::{Abi, Arch, Kind, Signature, Type, TypeError};
+use crate::arch;
+use statictramp_abi::{Abi, Kind, Signature, Type, TypeError};
 use std::os::raw::c_void;
 
 /// libffi's `ffi_type` (include/ffi.h.in).
@@ -113,7 +114,7 @@ pub unsafe fn read_cif(cif: *const FfiCif) -> Result<Signature, CifError> {
     }
     // SAFETY: caller guarantees a readable cif.
     let cif = unsafe { &*cif };
-    let abi = Abi::from_ffi(Arch::X86_64, cif.abi).ok_or(CifError::BadAbi(cif.abi))?;
+    let abi = Abi::from_ffi(arch::ARCH, cif.abi).ok_or(CifError::BadAbi(cif.abi))?;
     if cif.nargs > MAX_ARGS {
         return Err(CifError::TooManyArgs(cif.nargs));
     }
@@ -148,7 +149,7 @@ pub unsafe fn describes(cif: *const FfiCif, sig: &Signature) -> bool {
     }
     // SAFETY: caller guarantees a readable cif.
     let cif = unsafe { &*cif };
-    if Abi::from_ffi(Arch::X86_64, cif.abi) != Some(sig.abi) || cif.nargs as usize != sig.args.len()
+    if Abi::from_ffi(arch::ARCH, cif.abi) != Some(sig.abi) || cif.nargs as usize != sig.args.len()
     {
         return false;
     }
@@ -260,10 +261,10 @@ pub unsafe fn read_type(t: *const FfiType, depth: usize) -> Result<Type, CifErro
         code::SINT16 => scalar(Kind::S16, 2),
         code::UINT64 => scalar(Kind::U64, 8),
         code::SINT64 => scalar(Kind::S64, 8),
-        code::POINTER => scalar(Kind::Pointer, 8),
+        code::POINTER => scalar(Kind::Pointer, size_of::<usize>() as u64),
         code::FLOAT => scalar(Kind::Float, 4),
         code::DOUBLE => scalar(Kind::Double, 8),
-        code::LONGDOUBLE => Ok(Type::LONGDOUBLE),
+        code::LONGDOUBLE => Ok(arch::LONG_DOUBLE),
         code::STRUCT | code::COMPLEX => {
             if ft.elements.is_null() {
                 return Err(CifError::NullType);

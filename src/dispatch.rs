@@ -6,9 +6,8 @@
 //! plan was made at prep time and the entry reserved all scratch memory.
 #![allow(unsafe_code)]
 
-use crate::closure::{self, Header};
-use crate::layout::FRAME_STACK_PTR;
-use statictramp_abi::x86_64::frame;
+use crate::arch::{FRAME_RET_BUF_PTR, FRAME_STACK_ARGS};
+use crate::record::{self, FfiClosure, Header};
 use statictramp_abi::{ArgLoc, Ext, RetLoc};
 use std::os::raw::c_void;
 use std::ptr;
@@ -31,12 +30,13 @@ unsafe fn load_ext(p: *const u8, len: u32, ext: Ext) -> u64 {
     }
 }
 
-/// Called by `statictramp_entry_sysv` and `statictramp_entry_win64`.
-/// Returns the `RetKind` the entry uses to load the return value.
+/// Called by the generic entries of every architecture (x86_64:
+/// `statictramp_entry_sysv`, `statictramp_entry_win64`). Returns the
+/// `RetKind` the entry uses to load the return value.
 ///
 /// # Safety
-/// Only the entries call this: `frame` is their FRAME_SIZE frame with the
-/// argument registers saved and FRAME_STACK_PTR set; `header` is a prepared
+/// Only the entries call this: `frame` is their register frame with the
+/// argument registers saved and the stack-argument pointer set; `header` is a prepared
 /// closure's header; `scratch` has the plan's `scratch_size` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn statictramp_dispatch(
@@ -50,8 +50,8 @@ pub unsafe extern "C-unwind" fn statictramp_dispatch(
         let h = &*header;
         let compiled = &*h.plan.load(std::sync::atomic::Ordering::Acquire);
         let plan = &compiled.plan;
-        let closure = h.closure.load(std::sync::atomic::Ordering::Acquire);
-        let stack = *(frame.add(FRAME_STACK_PTR) as *const *mut u8);
+        let closure = h.closure.load(std::sync::atomic::Ordering::Acquire) as *const FfiClosure;
+        let stack = *(frame.add(FRAME_STACK_ARGS) as *const *mut u8);
         let avalue = scratch as *mut *mut c_void;
         for (i, loc) in plan.args.iter().enumerate() {
             let p: *mut u8 = match loc {
@@ -98,7 +98,7 @@ pub unsafe extern "C-unwind" fn statictramp_dispatch(
                 }
             }
             RetLoc::X87 | RetLoc::X87Pair => {
-                *(frame.add(frame::RET_RAX as usize) as *mut *mut u8) = rvalue;
+                *(frame.add(FRAME_RET_BUF_PTR) as *mut *mut u8) = rvalue;
             }
             RetLoc::Void | RetLoc::Memory { .. } => {}
         }
@@ -121,7 +121,7 @@ pub fn diag(msg: &str) {
 pub unsafe extern "C" fn statictramp_trap(header: *const Header) -> ! {
     // SAFETY: the trap entry is only reached through a slot, whose record
     // (the header) is committed and never unmapped.
-    if closure::is_freed(unsafe { &*header }) {
+    if record::is_freed(unsafe { &*header }) {
         diag(
             "a freed closure was called (its code pointer was passed to ffi_closure_free before this call); aborting",
         );

@@ -48,10 +48,10 @@ extern "C" fn prepare() {
     // deadlock.
     let _ = HELD.try_with(|h| {
         let held: Vec<Box<dyn Any>> = vec![
-            crate::closure::lock_state_for_fork(),
+            crate::pool::lock_for_fork(),
             crate::map::lock_for_fork(),
             crate::plan::lock_for_fork(),
-            crate::closure::lock_foreign_for_fork(),
+            crate::foreign::lock_for_fork(),
             crate::thread_cache::lock_counters_for_fork(),
             crate::thread_cache::lock_spare_for_fork(),
         ];

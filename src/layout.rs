@@ -4,7 +4,7 @@
 
 include!(concat!(env!("OUT_DIR"), "/layout.rs"));
 
-/// Bytes of code per trampoline slot, as a `u32` for index arithmetic.
+/// Bytes of code per trampoline slot (short name for index arithmetic).
 pub const SLOT: usize = SLOT_SIZE;
 /// Bytes of one mapped template copy.
 pub const TEMPLATE_BYTES: usize = SLOT_SIZE * TEMPLATE_SLOTS;

@@ -15,17 +15,23 @@
 //! assembly or export C symbols; each says why its unsafe code is sound.
 #![deny(unsafe_code)]
 
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-compile_error!("statictramp supports x86_64 Linux only (so far)");
+#[cfg(not(target_os = "linux"))]
+compile_error!("statictramp supports Linux only (so far)");
 
+mod arch;
 pub mod cif;
 pub mod closure;
 mod dispatch;
+mod foreign;
 pub(crate) mod fork;
 pub mod layout;
 mod map;
+pub mod owner;
 pub mod plan;
+mod pool;
+pub mod quarantine;
 mod raw;
+pub mod record;
 mod rust_api;
 mod slab;
 pub mod table;

@@ -1,20 +1,33 @@
-//! libffi's raw closure API on x86_64, where `FFI_NATIVE_RAW_API` is 0
-//! (src/x86/ffitarget.h): a raw closure is an ordinary closure whose handler
-//! translates `avalue[]` into a raw argument array and calls the client's
-//! raw handler, exactly as libffi's src/raw_api.c (`ffi_translate_args`,
-//! `ffi_ptrarray_to_raw`) and src/java_raw_api.c (`ffi_java_translate_args`,
-//! `ffi_java_ptrarray_to_raw`) do.
+//! libffi's raw closure API where `FFI_NATIVE_RAW_API` is 0 (every
+//! architecture but i386; statictramp-abi's `RecordLayout`): a raw closure
+//! is an ordinary closure whose handler translates `avalue[]` into a raw
+//! argument array and calls the client's raw handler, exactly as libffi's
+//! src/raw_api.c (`ffi_translate_args`, `ffi_ptrarray_to_raw`) and
+//! src/java_raw_api.c (`ffi_java_translate_args`,
+//! `ffi_java_ptrarray_to_raw`) do. A raw slot (`ffi_raw`, `ffi_java_raw`)
+//! is `FFI_SIZEOF_ARG` bytes: a pointer's width on every architecture we
+//! ship, so a slot is a `usize` here.
 #![allow(unsafe_code)]
 
+use crate::arch;
 use crate::cif::{FfiCif, FfiType, code};
+use crate::record::TRAMP_SIZE;
+use std::mem::offset_of;
 use std::os::raw::c_void;
 use std::ptr;
+
+// A native raw API (i386) hands the raw handler the caller's argument area
+// from an entry of its own; that port brings it.
+const _: () = assert!(
+    !arch::RECORD.native_raw_api,
+    "this architecture's raw API is native: its raw entries come with its port"
+);
 
 /// libffi's `ffi_raw_closure` / `ffi_java_raw_closure` (same layout) with
 /// `FFI_NATIVE_RAW_API == 0`.
 #[repr(C)]
 pub struct FfiRawClosure {
-    pub tramp: [u8; 32],
+    pub tramp: [u8; TRAMP_SIZE],
     pub cif: *mut FfiCif,
     pub translate_args: *mut c_void,
     pub this_closure: *mut c_void,
@@ -22,12 +35,23 @@ pub struct FfiRawClosure {
     pub user_data: *mut c_void,
 }
 
-/// A raw handler: `fun(cif, ret, raw_args, user_data)`.
-pub type RawFun = unsafe extern "C-unwind" fn(*mut FfiCif, *mut c_void, *mut u64, *mut c_void);
+const _: () = {
+    let r = arch::RECORD;
+    assert!(offset_of!(FfiRawClosure, cif) == r.raw_cif() as usize);
+    assert!(matches!(r.raw_translate_args(), Some(o) if o as usize == offset_of!(FfiRawClosure, translate_args)));
+    assert!(offset_of!(FfiRawClosure, fun) == r.raw_fun() as usize);
+    assert!(offset_of!(FfiRawClosure, user_data) == r.raw_user_data() as usize);
+    assert!(size_of::<FfiRawClosure>() == r.raw_size() as usize);
+};
 
-/// Size of one `ffi_raw` / `ffi_java_raw` slot on x86_64 (FFI_SIZEOF_ARG,
-/// FFI_SIZEOF_JAVA_RAW both 8).
-const RAW: usize = 8;
+/// A raw slot: `ffi_raw` / `ffi_java_raw` (`FFI_SIZEOF_ARG` bytes).
+type Slot = usize;
+
+/// A raw handler: `fun(cif, ret, raw_args, user_data)`.
+pub type RawFun = unsafe extern "C-unwind" fn(*mut FfiCif, *mut c_void, *mut Slot, *mut c_void);
+
+/// Bytes of one raw slot.
+const RAW: usize = size_of::<Slot>();
 
 /// The type code of argument `i`.
 ///
@@ -47,11 +71,11 @@ fn raw_slots(t: &FfiType) -> usize {
 }
 
 /// Java raw slots for one argument (`ffi_java_raw_size`): 64-bit values
-/// take two slots even though a slot is 8 bytes wide.
+/// take two slots even where a slot is 8 bytes wide.
 fn java_slots(t: &FfiType) -> usize {
     match t.type_ {
         code::UINT64 | code::SINT64 | code::DOUBLE => 2,
-        _ => 1,
+        _ => t.size.div_ceil(RAW).max(1),
     }
 }
 
@@ -68,64 +92,87 @@ pub unsafe fn java_compatible(cif: *const FfiCif) -> bool {
     }
 }
 
-/// Stores the integer, 64-bit and pointer arguments the way both
-/// `ffi_ptrarray_to_raw` and `ffi_java_ptrarray_to_raw` do (widened to a
-/// full slot, signed types sign-extended). Returns false for other types.
+/// Stores the integers of up to 32 bits and pointers the way both
+/// `ffi_ptrarray_to_raw` and `ffi_java_ptrarray_to_raw` do (`raw->uint`,
+/// `raw->sint`, `raw->ptr`: widened to a full slot, signed types
+/// sign-extended). Returns false for other types.
 ///
 /// # Safety
 /// `arg` points at a value of type `t`; `dst` is a writable slot.
-unsafe fn put_word(t: &FfiType, arg: *mut c_void, dst: *mut u64) -> bool {
+unsafe fn put_word(t: &FfiType, arg: *mut c_void, dst: *mut Slot) -> bool {
     // SAFETY: per the contract.
     unsafe {
         *dst = match t.type_ {
-            code::UINT8 => u64::from(*(arg as *const u8)),
-            code::SINT8 => i64::from(*(arg as *const i8)) as u64,
-            code::UINT16 => u64::from(*(arg as *const u16)),
-            code::SINT16 => i64::from(*(arg as *const i16)) as u64,
-            code::UINT32 => u64::from(*(arg as *const u32)),
-            code::SINT32 | code::INT => i64::from(*(arg as *const i32)) as u64,
-            code::UINT64 | code::SINT64 | code::DOUBLE | code::POINTER => *(arg as *const u64),
+            code::UINT8 => Slot::from(*(arg as *const u8)),
+            code::SINT8 => isize::from(*(arg as *const i8)) as Slot,
+            code::UINT16 => Slot::from(*(arg as *const u16)),
+            code::SINT16 => isize::from(*(arg as *const i16)) as Slot,
+            code::UINT32 => *(arg as *const u32) as Slot,
+            code::SINT32 | code::INT => *(arg as *const i32) as isize as Slot,
+            code::POINTER => *(arg as *const Slot),
             _ => return false,
         };
     }
     true
 }
 
+/// `memcpy(raw, arg, size)`: libffi's default case; returns the slots it
+/// advances over (the size rounded up to slots).
+///
+/// # Safety
+/// `arg` has `t.size` readable bytes; `raw` has room for them.
+unsafe fn put_bytes(t: &FfiType, arg: *mut c_void, raw: *mut Slot) -> usize {
+    // SAFETY: per the contract.
+    unsafe { ptr::copy_nonoverlapping(arg as *const u8, raw as *mut u8, t.size) };
+    t.size.div_ceil(RAW)
+}
+
 /// Converts one argument as `ffi_ptrarray_to_raw` does; returns slots used.
 ///
 /// # Safety
 /// `arg` points at a value of type `t`; `raw` has room for the slots.
-unsafe fn put_raw(t: &FfiType, arg: *mut c_void, raw: *mut u64) -> usize {
-    // SAFETY: per the contract.
-    unsafe {
-        if !put_word(t, arg, raw) {
-            match t.type_ {
-                // Structs and complex values are passed by address.
-                code::STRUCT | code::COMPLEX => *raw = arg as u64,
-                // float, long double: the bytes, slot-aligned.
-                _ => ptr::copy_nonoverlapping(arg as *const u8, raw as *mut u8, t.size),
-            }
-        }
-    }
-    raw_slots(t)
-}
-
-/// Converts one argument as `ffi_java_ptrarray_to_raw` does; returns how
-/// far libffi advances (64-bit values take two slots; types it does not
-/// handle are neither written nor advanced over: FFI_ASSERT(0) there).
-///
-/// # Safety
-/// As [`put_raw`].
-unsafe fn put_java(t: &FfiType, arg: *mut c_void, raw: *mut u64) -> usize {
+unsafe fn put_raw(t: &FfiType, arg: *mut c_void, raw: *mut Slot) -> usize {
     // SAFETY: per the contract.
     unsafe {
         if put_word(t, arg, raw) {
-            java_slots(t)
-        } else if t.type_ == code::FLOAT {
-            ptr::copy_nonoverlapping(arg as *const u8, raw as *mut u8, 4);
-            1
-        } else {
-            0
+            return 1;
+        }
+        match t.type_ {
+            // Structs and complex values are passed by address.
+            code::STRUCT | code::COMPLEX => {
+                *raw = arg as Slot;
+                1
+            }
+            // 64-bit integers, float, double, long double: the bytes.
+            _ => put_bytes(t, arg, raw),
+        }
+    }
+}
+
+/// Converts one argument as `ffi_java_ptrarray_to_raw` does; returns how
+/// far libffi advances (64-bit values take two slots; with 8-byte slots,
+/// types it does not handle are neither written nor advanced over:
+/// FFI_ASSERT(0) there).
+///
+/// # Safety
+/// As [`put_raw`].
+unsafe fn put_java(t: &FfiType, arg: *mut c_void, raw: *mut Slot) -> usize {
+    // SAFETY: per the contract.
+    unsafe {
+        if put_word(t, arg, raw) {
+            return 1;
+        }
+        match t.type_ {
+            code::FLOAT => {
+                ptr::copy_nonoverlapping(arg as *const u8, raw as *mut u8, 4);
+                1
+            }
+            code::UINT64 | code::SINT64 | code::DOUBLE => {
+                ptr::copy_nonoverlapping(arg as *const u8, raw as *mut u8, 8);
+                2
+            }
+            _ if RAW == 8 => 0,
+            _ => put_bytes(t, arg, raw),
         }
     }
 }
@@ -134,12 +181,12 @@ unsafe fn put_java(t: &FfiType, arg: *mut c_void, raw: *mut u64) -> usize {
 const STACK_SLOTS: usize = 32;
 
 /// Calls `f` with a zeroed buffer of `n` raw slots (stack for small `n`).
-fn with_raw_buf<R>(n: usize, f: impl FnOnce(*mut u64) -> R) -> R {
+fn with_raw_buf<R>(n: usize, f: impl FnOnce(*mut Slot) -> R) -> R {
     if n <= STACK_SLOTS {
-        let mut buf = [0u64; STACK_SLOTS];
+        let mut buf = [0 as Slot; STACK_SLOTS];
         f(buf.as_mut_ptr())
     } else {
-        let mut v = vec![0u64; n];
+        let mut v = vec![0 as Slot; n];
         f(v.as_mut_ptr())
     }
 }
@@ -156,7 +203,7 @@ unsafe fn translate(
     avalue: *mut *mut c_void,
     user_data: *mut c_void,
     slots: fn(&FfiType) -> usize,
-    put: unsafe fn(&FfiType, *mut c_void, *mut u64) -> usize,
+    put: unsafe fn(&FfiType, *mut c_void, *mut Slot) -> usize,
 ) {
     // SAFETY: per the contract.
     unsafe {

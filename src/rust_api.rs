@@ -13,7 +13,8 @@
 //! ```
 #![allow(unsafe_code)]
 
-use crate::closure::{self, AllocError, FfiClosure, PrepError};
+use crate::closure::{self, AllocError, PrepError};
+use crate::record::FfiClosure;
 use statictramp_abi::{Abi, Kind, Signature, Type};
 use std::os::raw::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -25,6 +25,7 @@ use crate::layout::{
     TEMPLATE_BYTES, TEMPLATE_SLOTS,
 };
 use crate::map;
+use crate::quarantine;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -33,13 +34,6 @@ unsafe extern "C" {
     static statictramp_image_table: u8;
     static statictramp_image_records: u8;
 }
-
-/// Freed slots wait in a FIFO queue and are reused only while more than
-/// this many are waiting: a stale code pointer keeps hitting the freed-slot
-/// trap entry (diagnostic + abort) for at least this many further frees,
-/// instead of running the next closure allocated. Costs at most this many
-/// extra slots.
-pub const QUARANTINE: usize = 64;
 
 /// Slots per mapped region.
 pub const REGION_SLOTS: usize = REGION_COPIES * TEMPLATE_SLOTS;
@@ -165,7 +159,8 @@ fn in_region(addr: usize, offset: usize, len: usize, stride: usize) -> Option<us
 /// Hands out slots: the in-image pool first, then mapped regions.
 /// Not thread-safe by itself; the closure allocator serialises access.
 pub struct Slots {
-    /// Freed slots, reused first-in first-out after the quarantine.
+    /// Slots freed from larger records, reused first-in first-out after
+    /// the quarantine (src/quarantine.rs).
     free: VecDeque<Slot>,
     /// Slots ever handed out: the next fresh index.
     next: u32,
@@ -200,15 +195,12 @@ impl Slots {
     /// Takes a slot: a fresh one (its record is zeroed memory), or a freed
     /// one after the quarantine (its record's header traps).
     pub fn take(&mut self) -> Result<Slot, SlotError> {
-        if self.free.len() > QUARANTINE {
-            if let Some(s) = self.free.pop_front() {
-                return Ok(s);
-            }
+        if let Some(s) = quarantine::reusable(&mut self.free) {
+            return Ok(s);
         }
         if self.next == self.ready {
             if let Err(e) = self.grow() {
-                // Out of fresh slots: the quarantine yields before we fail.
-                return self.free.pop_front().ok_or(e);
+                return quarantine::last_resort(&mut self.free).ok_or(e);
             }
         }
         let s = Slot(self.next);
@@ -217,8 +209,8 @@ impl Slots {
         Ok(s)
     }
 
-    /// Returns a slot; the caller has already made its record's header trap.
-    pub fn give_back(&mut self, s: Slot) {
+    /// Recycles a slot; the caller has already made its record's header trap.
+    pub fn recycle(&mut self, s: Slot) {
         self.free.push_back(s);
     }
 

@@ -2,34 +2,25 @@
 //! `ffi_closure_alloc` / `ffi_closure_free` of an `ffi_closure`-sized record
 //! take no lock and make no system call.
 //!
-//! A thread takes fresh pairs from the global allocator in batches of
+//! A thread takes fresh pairs from the global pool in batches of
 //! [`BATCH`] (one lock per batch) and keeps the pairs it frees in a FIFO
-//! queue. A freed pair is reused only while more than [`QUARANTINE`] freed
-//! pairs wait behind it, so a stale code pointer keeps hitting the
-//! trap entry for at least that many further frees on this thread
-//! (the global allocator keeps the same rule across threads). A thread that
-//! hoards more than [`HOARD`] freed pairs gives a batch back; a thread that
-//! exits gives everything back.
+//! queue, reused after the quarantine (src/quarantine.rs). A thread that
+//! hoards more than [`HOARD`] freed pairs recycles a batch into the pool; a
+//! thread that exits recycles everything.
 //!
 //! Live-closure counts are kept per thread (a plain store, no atomic
 //! read-modify-write on a shared cache line) and summed on demand.
 
-use crate::table::{QUARANTINE, Slot};
+use crate::pool::{self, Pair};
+use crate::quarantine::{self, Fifo, QUARANTINE};
+use crate::table::Slot;
 use crate::thread_state;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-/// Pairs fetched from, or returned to, the global allocator at once.
-pub const BATCH: usize = 32;
-/// Freed pairs a thread keeps before returning a batch.
+use pool::BATCH;
+/// Freed pairs a thread keeps before recycling a batch into the pool.
 pub const HOARD: usize = QUARANTINE + 4 * BATCH;
-
-/// A trampoline slot and the class-0 record it serves.
-#[derive(Clone, Copy, Debug)]
-pub struct Pair {
-    pub slot: Slot,
-    pub rec: usize,
-}
 
 /// A fixed-capacity FIFO of pairs: no allocation, no growth checks.
 struct Ring {
@@ -54,24 +45,10 @@ impl Ring {
         }
     }
 
-    fn len(&self) -> usize {
-        self.len
-    }
-
     fn push_back(&mut self, p: Pair) {
         debug_assert!(self.len < RING);
         self.buf[(self.head + self.len) & (RING - 1)] = p;
         self.len += 1;
-    }
-
-    fn pop_front(&mut self) -> Option<Pair> {
-        if self.len == 0 {
-            return None;
-        }
-        let p = self.buf[self.head];
-        self.head = (self.head + 1) & (RING - 1);
-        self.len -= 1;
-        Some(p)
     }
 
     /// The oldest `n` (at most len) pairs, as up to two slices.
@@ -88,6 +65,24 @@ impl Ring {
         let n = n.min(self.len);
         self.head = (self.head + n) & (RING - 1);
         self.len -= n;
+    }
+}
+
+impl Fifo for Ring {
+    type Item = Pair;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn pop_front(&mut self) -> Option<Pair> {
+        if self.len == 0 {
+            return None;
+        }
+        let p = self.buf[self.head];
+        self.head = (self.head + 1) & (RING - 1);
+        self.len -= 1;
+        Some(p)
     }
 }
 
@@ -108,7 +103,7 @@ impl Drop for Cache {
             .chain(a.iter().copied())
             .chain(b.iter().copied())
             .collect();
-        crate::closure::return_pairs(&pairs);
+        pool::recycle_batch(&pairs);
         retire_counter(self.live);
     }
 }
@@ -146,15 +141,12 @@ impl Cache {
 
     #[inline]
     fn take<E>(&mut self, refill: impl FnOnce(&mut Vec<Pair>) -> Result<(), E>) -> Result<Pair, E> {
-        if self.freed.len() > QUARANTINE {
-            if let Some(p) = self.freed.pop_front() {
-                return Ok(p);
-            }
+        if let Some(p) = quarantine::reusable(&mut self.freed) {
+            return Ok(p);
         }
         if self.fresh.is_empty() {
             if let Err(e) = refill(&mut self.fresh) {
-                // Out of memory: the quarantine yields before we fail.
-                return self.freed.pop_front().ok_or(e);
+                return quarantine::last_resort(&mut self.freed).ok_or(e);
             }
         }
         // A successful refill pushed at least one pair.
@@ -169,19 +161,20 @@ impl Cache {
     }
 }
 
-/// Keeps a freed pair. Returns it back if there is no cache here; hands a
-/// batch of the oldest to `spill` when the thread hoards too many.
-/// The pair stops counting as a live closure of this thread.
+/// Recycles a freed pair into this thread's cache. Returns it back if
+/// there is no cache here; recycles a batch of the oldest into the pool
+/// when the thread hoards too many. The pair stops counting as a live
+/// closure of this thread.
 #[inline]
-pub fn give(p: Pair, spill: impl Fn(&[Pair])) -> Result<(), Pair> {
+pub fn recycle(p: Pair) -> Result<(), Pair> {
     with(|c| {
         c.count(-1);
         c.freed.push_back(p);
         if c.freed.len() > HOARD {
             // The oldest BATCH, handed over in place (no copy, no allocation).
             let (a, b) = c.freed.oldest(BATCH);
-            spill(a);
-            spill(b);
+            pool::recycle_batch(a);
+            pool::recycle_batch(b);
             c.freed.drop_front(BATCH);
         }
     })

@@ -1,6 +1,7 @@
 //! This thread's state: its cache of (slot, record) pairs and its cache of
 //! plans by cif address, reached through one initial-exec TLS word
-//! (`statictramp_thread_state`, asm/x86_64/tls.S).
+//! (`statictramp_thread_state`, defined in the assembly of each
+//! architecture and reached by `crate::arch::tls_word`).
 //!
 //! Why not `thread_local!`: in a shared object (the preload library, or the
 //! staticlib linked into a Python extension) Rust's thread locals use the
@@ -48,25 +49,11 @@ pub struct Inner {
     pub plans: CifCache,
 }
 
-/// The address of this thread's TLS word.
+/// The address of this thread's TLS word (how to reach it is the
+/// architecture's: src/arch/<arch>/).
 #[inline(always)]
 fn word() -> *mut usize {
-    let p: usize;
-    // SAFETY: on x86_64 Linux %fs:0 holds the thread pointer itself (the
-    // TLS ABI's TCB self-pointer), and the GOT entry named by
-    // @gottpoff holds the offset of `statictramp_thread_state` (an 8-byte
-    // .tbss object, asm/x86_64/tls.S) from it, fixed when the object was
-    // loaded. The sum is this thread's copy of the word. Reads only memory
-    // that is constant for the thread, so `pure` lets the compiler reuse it.
-    unsafe {
-        std::arch::asm!(
-            "movq %fs:0, {p}",
-            "addq statictramp_thread_state@gottpoff(%rip), {p}",
-            p = out(reg) p,
-            options(att_syntax, pure, readonly, nostack),
-        );
-    }
-    p as *mut usize
+    crate::arch::tls_word()
 }
 
 /// Runs `f` on this thread's state, creating it on first use. `None` when

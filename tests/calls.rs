@@ -725,9 +725,10 @@ struct RawCtx {
 unsafe extern "C-unwind" fn raw_record(
     _cif: *mut FfiCif,
     ret: *mut c_void,
-    raw: *mut u64,
+    raw: *mut usize,
     ud: *mut c_void,
 ) {
+    let raw = raw as *const u64; // a raw slot is a pointer's width: 8 bytes here
     // SAFETY: `ud` is a RawCtx; `raw` has `nslots` slots.
     unsafe {
         let ctx = &mut *(ud as *mut RawCtx);

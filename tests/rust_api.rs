@@ -210,7 +210,7 @@ fn freed_slots_are_quarantined_before_reuse() {
     // Until QUARANTINE later frees queue up behind it, the freed slot is not
     // handed out again: a stale pointer keeps trapping instead of running a
     // new closure.
-    let later: Vec<Closure> = (0..3 * statictramp::table::QUARANTINE)
+    let later: Vec<Closure> = (0..3 * statictramp::quarantine::QUARANTINE)
         .map(|_| make())
         .collect();
     assert!(

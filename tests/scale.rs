@@ -138,7 +138,7 @@ fn million_live_closures() {
     // Freed slots are reused, except the last QUARANTINE freed on this
     // thread and the last QUARANTINE in the global pool (where the thread
     // returned the rest), which stay trapping while fresh slots stand in.
-    let q = statictramp::table::QUARANTINE;
+    let q = statictramp::quarantine::QUARANTINE;
     assert_eq!(
         statictramp::closure::stats().1 as usize,
         handed1 as usize + 2 * q,
@@ -528,7 +528,7 @@ fn thread_caches_return_everything_on_exit() {
     let (_, handed2) = statictramp::closure::stats();
     // Allowed: the two quarantines, and one refill batch left unused in
     // this thread's cache.
-    let q = statictramp::table::QUARANTINE as u32;
+    let q = statictramp::quarantine::QUARANTINE as u32;
     let batch = statictramp::closure::CACHE_BATCH as u32;
     assert!(
         handed2 <= handed + 2 * q + batch,

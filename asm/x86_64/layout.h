@@ -4,8 +4,8 @@
  * This header is the one place these numbers are written. build.rs parses
  * every `#define NAME value` line into Rust constants (src/layout.rs includes
  * them), and the runtime const-asserts its #[repr(C)] structs against them;
- * build.rs also checks the FRAME_* values against statictramp-abi's
- * x86_64::frame module.
+ * build.rs also checks the header, ffi_closure, FRAME_* and RET_KIND_*
+ * values against statictramp-abi (x86_64::ASM_CONSTANTS).
  */
 
 /* ---- trampoline slots ------------------------------------------------- */
@@ -37,15 +37,15 @@
 #define REC_DIST 234881024
 
 /* ---- closure header: the first bytes of ffi_closure.tramp[32] --------- */
-/* The trampoline loads a pointer to a header into r10 and jumps through
- * HDR_ENTRY. For records we allocate the header is the record's own
- * tramp[] area; closures prepared on foreign memory get a separate one. */
+/* Three words: the entry the slot jumps through, the compiled plan, and
+ * the ffi_closure the entry serves (src/record.rs; statictramp-abi's
+ * RecordLayout, checked by const assertions on both). The slot computes
+ * its record's address into r10 and jumps through HDR_ENTRY; closures
+ * prepared on foreign memory get a separate header. */
 #define HDR_ENTRY 0
 #define HDR_PLAN 8
 #define HDR_CLOSURE 16
-#define HDR_SLOT 24
-#define HDR_MAGIC 28
-#define HDR_SIZE 32
+#define HDR_SIZE 24
 
 /* ---- ffi_closure (libffi include/ffi.h.in, x86_64 FFI_TRAMPOLINE_SIZE 32,
  *      src/x86/ffitarget.h) --------------------------------------------- */
@@ -54,7 +54,8 @@
 #define CLOSURE_USER_DATA 48
 #define CLOSURE_SIZE 56
 
-/* ---- compiled plan (src/plan.rs `Compiled`), read by the entries ------ */
+/* ---- compiled plan (src/arch/x86_64/entries.rs `EntryData`), read by the
+ *      entries ------------------------------------------------------------ */
 #define PLAN_SCRATCH 0
 #define PLAN_NARGS 4
 #define PLAN_RET_BUF 8

@@ -1,7 +1,8 @@
 //! The register save frame of the x86_64 entries, as byte offsets from the
-//! frame base (the lowest address, 16-byte aligned). The assembly includes a
-//! header generated from these constants by build.rs, and the runtime's
-//! `#[repr(C)]` frame struct asserts the same offsets.
+//! frame base (the lowest address, 16-byte aligned). Classification
+//! produces these offsets; asm/x86_64/layout.h repeats them as `FRAME_*`
+//! for the entries, and the runtime's build.rs refuses to assemble if the
+//! two disagree ([`super::ASM_CONSTANTS`]).
 //!
 //! ```text
 //!  offset  SysV entry        Win64 entry

@@ -16,6 +16,32 @@ pub const RECORD: RecordLayout = RecordLayout {
     native_raw_api: false,
 };
 
+/// The constants asm/x86_64/layout.h must define with exactly these
+/// values (build.rs checks them before assembling): our header and
+/// libffi's `ffi_closure` ([`RECORD`]), the entries' register frame
+/// ([`frame`]) and the dispatcher's return codes ([`crate::RetKind`]).
+pub const ASM_CONSTANTS: &[(&str, u64)] = &[
+    ("HDR_ENTRY", RECORD.hdr_entry() as u64),
+    ("HDR_PLAN", RECORD.hdr_plan() as u64),
+    ("HDR_CLOSURE", RECORD.hdr_closure() as u64),
+    ("HDR_SIZE", RECORD.hdr_size() as u64),
+    ("CLOSURE_CIF", RECORD.closure_cif() as u64),
+    ("CLOSURE_FUN", RECORD.closure_fun() as u64),
+    ("CLOSURE_USER_DATA", RECORD.closure_user_data() as u64),
+    ("CLOSURE_SIZE", RECORD.closure_size() as u64),
+    ("FRAME_GPR", frame::GPR as u64),
+    ("FRAME_SSE", frame::SSE as u64),
+    ("FRAME_RET_RAX", frame::RET_RAX as u64),
+    ("FRAME_RET_RDX", frame::RET_RDX as u64),
+    ("FRAME_RET_XMM0", frame::RET_XMM0 as u64),
+    ("FRAME_RET_XMM1", frame::RET_XMM1 as u64),
+    ("FRAME_STACK_PTR", frame::STACK_PTR as u64),
+    ("FRAME_SIZE", frame::FRAME_SIZE as u64),
+    ("RET_KIND_REGS", crate::RetKind::Regs as u64),
+    ("RET_KIND_X87", crate::RetKind::X87 as u64),
+    ("RET_KIND_X87_PAIR", crate::RetKind::X87Pair as u64),
+];
+
 /// Maps libffi's x86_64 `ffi_abi` numbering (src/x86/ffitarget.h,
 /// non-Windows hosts: `FFI_FIRST_ABI = 1, FFI_UNIX64 = 2, FFI_WIN64 =
 /// FFI_EFI64 = 3, FFI_GNUW64 = 4, FFI_LAST_ABI = 5`).

@@ -1,0 +1,30 @@
+//! What the runtime needs per architecture, one module each; nothing else
+//! in the runtime names an architecture, a register or a pointer width.
+//!
+//! Every architecture module provides:
+//!
+//! - `ARCH` (libffi's ABI numbering, statictramp-abi) and `RECORD` (the
+//!   `ffi_closure` layout and our header in it, const-checked in
+//!   statictramp-abi for every architecture);
+//! - `LONG_DOUBLE`: the `long double` type libffi's `ffi_type_longdouble`
+//!   describes there;
+//! - `EntryData` (`#[repr(C)]`, what the assembly entries read from a
+//!   compiled plan at the `PLAN_*` offsets of its layout.h), `EntryKind`
+//!   (the entries, with `address()`), and `select_entry(sig, plan)`;
+//! - `FRAME_STACK_ARGS`, `FRAME_RET_BUF_PTR`: the two frame offsets the
+//!   generic dispatcher needs besides the Plan's own;
+//! - `tls_word()`: the address of this thread's state word;
+//! - `classic_trampoline(header)`: the `tramp[]` bytes for closures on
+//!   foreign memory.
+//!
+//! A port adds `asm/<arch>/` (with a layout.h defining the shared names
+//! build.rs turns into `crate::layout`), `abi/src/<arch>/`, a module here,
+//! and one line in build.rs's table (docs/design.md, "Porting").
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::*;
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("statictramp has no port for this architecture yet (src/arch/)");

@@ -1,0 +1,65 @@
+//! Closures prepared on memory we did not allocate: legacy clients that
+//! bring their own executable memory, as libffi allows. Their `tramp[]`
+//! gets a classic trampoline (src/arch/<arch>/), written by the client's
+//! permissions, not ours, that loads the address of a header of ours and
+//! enters the same entries as our slots.
+//!
+//! Headers are kept per closure address and reused when the same memory
+//! is prepared again; they are never freed (we cannot know when the client
+//! frees its memory): three words each.
+#![allow(unsafe_code)]
+
+use crate::arch;
+use crate::cif::{FfiCif, Fun};
+use crate::plan::Compiled;
+use crate::record::{self, FfiClosure, Header};
+use std::collections::HashMap;
+use std::os::raw::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize};
+use std::sync::{Mutex, OnceLock};
+
+fn headers() -> &'static Mutex<HashMap<usize, &'static Header>> {
+    static H: OnceLock<Mutex<HashMap<usize, &'static Header>>> = OnceLock::new();
+    H.get_or_init(|| {
+        crate::fork::register();
+        Mutex::new(HashMap::new())
+    })
+}
+
+/// The foreign-header table's lock, held across fork (src/fork.rs).
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(headers().lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Prepares a closure on memory we did not allocate.
+///
+/// # Safety
+/// `closure` is writable memory of at least sizeof(ffi_closure) bytes that
+/// the caller owns (and executes at its own code address).
+#[inline(never)]
+pub unsafe fn prep(
+    closure: *mut FfiClosure,
+    compiled: &'static Compiled,
+    cif: *mut FfiCif,
+    fun: Fun,
+    user_data: *mut c_void,
+) {
+    let mut map = headers().lock().unwrap_or_else(|e| e.into_inner());
+    let h: &'static Header = map.entry(closure as usize).or_insert_with(|| {
+        Box::leak(Box::new(Header {
+            entry: AtomicUsize::new(record::trap_entry()),
+            plan: AtomicPtr::new(ptr::null_mut()),
+            closure: AtomicUsize::new(closure as usize),
+        }))
+    });
+    // SAFETY: the caller guarantees `closure` is writable memory of at
+    // least sizeof(ffi_closure) bytes that it owns.
+    unsafe {
+        record::publish(closure, h, compiled, cif, fun, user_data);
+        ptr::write_volatile(
+            &raw mut (*closure).tramp,
+            arch::classic_trampoline(h as *const Header as usize),
+        );
+    }
+}
