@@ -8,7 +8,9 @@
 #   5. scripts/build-preload (the LD_PRELOAD library, symbol versions checked)
 #   6. cargo test --release --workspace, with STATICTRAMP_PRELOAD set
 #      (incl. tests/strict.rs: strict W^X mode and the statictramp CLI)
-#   7. scripts/demo (Python ctypes qsort callbacks, `statictramp run --strict`)
+#   7. examples/rust_user.rs: a Rust program on the crate alone keeps libffi's
+#      closure API (the C names are exported only by the capi/ crate)
+#      and scripts/demo (Python ctypes qsort callbacks, `statictramp run --strict`)
 #   8. abi/xcheck (libffi 3.6's ffi_call against our classification)
 #   9. compat/testsuite/run.py: libffi's own closure tests, 5 configurations
 #
@@ -201,6 +203,8 @@ build_preload() {
 if step "build preload library" build_preload; then
     export STATICTRAMP_PRELOAD=$preload_lib
     step "cargo test --release --workspace" cargo test --release --workspace
+    step "Rust users keep libffi's closure API (examples/rust_user.rs, crate alone)" \
+        cargo run --release -p statictramp --example rust_user
     step "demo: Python ctypes qsort under statictramp run --strict" scripts/demo
     step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
         abi/xcheck/run.sh 3000 "1 2 3"

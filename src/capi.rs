@@ -3,6 +3,12 @@
 //! `ffi_prep_raw_closure`, `ffi_prep_raw_closure_loc`,
 //! `ffi_prep_java_raw_closure`, `ffi_prep_java_raw_closure_loc`.
 //!
+//! The functions exist in every build; they are exported under libffi's
+//! names only with the `capi` feature, which the C library crate
+//! (`capi/`: libstatictramp.so, libstatictramp.a, and from it the preload
+//! library) turns on. A Rust program that depends on this crate and links
+//! libffi therefore keeps libffi's closure API unless it asks for ours.
+//!
 //! Loaded with LD_PRELOAD (or linked ahead of -lffi) these replace libffi's
 //! definitions; `ffi_prep_cif` and `ffi_call` stay libffi's. The preload
 //! library built by scripts/build-preload gives them libffi's version node
@@ -16,10 +22,10 @@
 
 use crate::cif::{FfiCif, Fun, Status};
 use crate::closure;
-use crate::owner::Owner;
-use crate::record::FfiClosure;
 use crate::dispatch::diag;
+use crate::owner::Owner;
 use crate::raw::{self, FfiRawClosure, RawFun};
+use crate::record::FfiClosure;
 use std::os::raw::c_void;
 use std::sync::OnceLock;
 
@@ -55,7 +61,7 @@ fn refuse(what: &str, why: &dyn std::fmt::Display, status: Status) -> u32 {
 ///
 /// # Safety
 /// `code` must be NULL or writable.
-#[unsafe(no_mangle)]
+#[cfg_attr(feature = "capi", unsafe(no_mangle))]
 pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) -> *mut c_void {
     if code.is_null() {
         set_errno(libc::EINVAL);
@@ -113,7 +119,7 @@ fn next_free() -> Option<FreeFn> {
 ///
 /// # Safety
 /// `ptr` must be NULL or a pointer from an `ffi_closure_alloc`.
-#[unsafe(no_mangle)]
+#[cfg_attr(feature = "capi", unsafe(no_mangle))]
 pub unsafe extern "C" fn ffi_closure_free(ptr: *mut c_void) {
     if ptr.is_null() {
         return;
@@ -167,7 +173,7 @@ unsafe fn free_refused(ptr: *mut c_void, owner: Owner) {
 /// # Safety
 /// As libffi's: `closure` from ffi_closure_alloc or writable memory the
 /// caller owns; `cif` a prepared cif outliving the closure.
-#[unsafe(no_mangle)]
+#[cfg_attr(feature = "capi", unsafe(no_mangle))]
 pub unsafe extern "C" fn ffi_prep_closure_loc(
     closure: *mut FfiClosure,
     cif: *mut FfiCif,
@@ -187,7 +193,7 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
 ///
 /// # Safety
 /// As [`ffi_prep_closure_loc`].
-#[unsafe(no_mangle)]
+#[cfg_attr(feature = "capi", unsafe(no_mangle))]
 pub unsafe extern "C" fn ffi_prep_closure(
     closure: *mut FfiClosure,
     cif: *mut FfiCif,
@@ -233,7 +239,7 @@ unsafe fn prep_raw(
 ///
 /// # Safety
 /// As [`ffi_prep_closure_loc`].
-#[unsafe(no_mangle)]
+#[cfg_attr(feature = "capi", unsafe(no_mangle))]
 pub unsafe extern "C" fn ffi_prep_raw_closure_loc(
     cl: *mut FfiRawClosure,
     cif: *mut FfiCif,
@@ -259,7 +265,7 @@ pub unsafe extern "C" fn ffi_prep_raw_closure_loc(
 ///
 /// # Safety
 /// As [`ffi_prep_closure_loc`].
-#[unsafe(no_mangle)]
+#[cfg_attr(feature = "capi", unsafe(no_mangle))]
 pub unsafe extern "C" fn ffi_prep_raw_closure(
     cl: *mut FfiRawClosure,
     cif: *mut FfiCif,
@@ -276,7 +282,7 @@ pub unsafe extern "C" fn ffi_prep_raw_closure(
 ///
 /// # Safety
 /// As [`ffi_prep_closure_loc`].
-#[unsafe(no_mangle)]
+#[cfg_attr(feature = "capi", unsafe(no_mangle))]
 pub unsafe extern "C" fn ffi_prep_java_raw_closure_loc(
     cl: *mut FfiRawClosure,
     cif: *mut FfiCif,
@@ -305,7 +311,7 @@ pub unsafe extern "C" fn ffi_prep_java_raw_closure_loc(
 ///
 /// # Safety
 /// As [`ffi_prep_closure_loc`].
-#[unsafe(no_mangle)]
+#[cfg_attr(feature = "capi", unsafe(no_mangle))]
 pub unsafe extern "C" fn ffi_prep_java_raw_closure(
     cl: *mut FfiRawClosure,
     cif: *mut FfiCif,
@@ -319,7 +325,7 @@ pub unsafe extern "C" fn ffi_prep_java_raw_closure(
 /// `int statictramp_owns_code(const void *code)`: 1 if `code` is the code
 /// address of a live statictramp closure, else 0. Lets programs (and the
 /// README's demo) check that their callbacks run on statictramp.
-#[unsafe(no_mangle)]
+#[cfg_attr(feature = "capi", unsafe(no_mangle))]
 pub extern "C" fn statictramp_owns_code(code: *const c_void) -> i32 {
     i32::from(closure::owns_code(code as usize))
 }

@@ -149,8 +149,7 @@ pub unsafe fn describes(cif: *const FfiCif, sig: &Signature) -> bool {
     }
     // SAFETY: caller guarantees a readable cif.
     let cif = unsafe { &*cif };
-    if Abi::from_ffi(arch::ARCH, cif.abi) != Some(sig.abi) || cif.nargs as usize != sig.args.len()
-    {
+    if Abi::from_ffi(arch::ARCH, cif.abi) != Some(sig.abi) || cif.nargs as usize != sig.args.len() {
         return false;
     }
     if cif.nargs > 0 && cif.arg_types.is_null() {

@@ -358,3 +358,66 @@ pub fn stats() -> (usize, u32) {
 pub fn owns_code(code: usize) -> bool {
     owner::owns_code(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quarantine::QUARANTINE;
+    use statictramp_abi::{Abi, Signature, Type};
+
+    unsafe extern "C-unwind" fn handler(
+        _cif: *mut FfiCif,
+        _ret: *mut c_void,
+        _args: *mut *mut c_void,
+        _ud: *mut c_void,
+    ) {
+    }
+
+    /// A client's prep racing its own free can store a real entry after
+    /// the free's trap store (its live check passed before the free). That
+    /// record must not keep the real entry when it is handed to its next
+    /// owner: a call before the new owner's prep would run the entry with
+    /// `fun == NULL`. The race's outcome is produced here directly.
+    #[test]
+    fn alloc_stores_the_trap_entry_over_a_stale_real_entry() {
+        let sig = Signature {
+            abi: Abi::SysV64,
+            args: vec![Type::S32],
+            ret: Type::S32,
+        };
+        let (rec, _) = alloc(0).unwrap();
+        // SAFETY: a fresh record of ours; the handler ignores its arguments.
+        unsafe { prep_signature(rec, sig, ptr::null_mut(), Some(handler), ptr::null_mut()) }
+            .unwrap();
+        // SAFETY: a record of ours (allocated above): committed and never
+        // unmapped.
+        let h = unsafe { record::header(rec as usize) };
+        let real = h.entry.load(Ordering::Acquire);
+        assert_ne!(real, record::trap_entry());
+        assert!(matches!(free(rec.cast()), Owner::Live { .. }));
+        assert_eq!(h.entry.load(Ordering::Acquire), record::trap_entry());
+        // The racing prep's late store.
+        h.entry.store(real, Ordering::Release);
+        // Free more than QUARANTINE others behind it, then allocate until
+        // the record comes back.
+        let others: Vec<_> = (0..=QUARANTINE).map(|_| alloc(0).unwrap().0).collect();
+        for r in others {
+            assert!(matches!(free(r.cast()), Owner::Live { .. }));
+        }
+        let mut held = Vec::new();
+        let reused = (0..4 * QUARANTINE + 4 * CACHE_BATCH).any(|_| {
+            let (r, _) = alloc(0).unwrap();
+            held.push(r);
+            r == rec
+        });
+        assert!(reused, "the freed record was not reused");
+        assert_eq!(
+            h.entry.load(Ordering::Acquire),
+            record::trap_entry(),
+            "a reallocated record must trap until its new owner prepares it"
+        );
+        for r in held {
+            assert!(matches!(free(r.cast()), Owner::Live { .. }));
+        }
+    }
+}

@@ -7,6 +7,8 @@
 //!
 //! Three ways in:
 //! - the C exports of [`capi`] (`ffi_closure_alloc`, `ffi_prep_closure_loc`, ...),
+//!   exported under libffi's names only with the `capi` feature: the C
+//!   library crate `statictramp-capi` (libstatictramp.so / .a) turns it on;
 //!   used through `LD_PRELOAD` or by linking the staticlib ahead of `-lffi`;
 //! - the safe Rust API [`Closure`], which needs no libffi;
 //! - the `statictramp` command line tool.
@@ -38,7 +40,6 @@ pub mod table;
 mod thread_cache;
 mod thread_state;
 
-#[cfg(feature = "capi")]
 pub mod capi;
 
 pub use map::{Source as TemplateSource, current_source as template_source, page_size};

@@ -33,9 +33,7 @@ pub fn owner(p: usize) -> Owner {
         // A slot's own record.
         // SAFETY: the record of a handed-out slot is committed read-write
         // and never unmapped.
-        let c = unsafe { record::header(p) }
-            .closure
-            .load(Ordering::Acquire);
+        let c = unsafe { record::header(p) }.closure.load(Ordering::Acquire);
         return match c {
             _ if c == p => Owner::Live { slot, class: 0 },
             FREED => Owner::Freed,

@@ -22,6 +22,9 @@ pub trait Fifo {
     type Item;
     fn len(&self) -> usize;
     fn pop_front(&mut self) -> Option<Self::Item>;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The oldest freed item, if more than [`QUARANTINE`] wait behind it.
@@ -59,9 +62,17 @@ mod tests {
     #[test]
     fn reuse_waits_for_the_quarantine() {
         let mut q: VecDeque<usize> = (0..QUARANTINE).collect();
-        assert_eq!(reusable(&mut q), None, "only QUARANTINE wait: none is reusable");
+        assert_eq!(
+            reusable(&mut q),
+            None,
+            "only QUARANTINE wait: none is reusable"
+        );
         q.push_back(QUARANTINE);
-        assert_eq!(reusable(&mut q), Some(0), "the oldest, once more wait behind it");
+        assert_eq!(
+            reusable(&mut q),
+            Some(0),
+            "the oldest, once more wait behind it"
+        );
         assert_eq!(reusable(&mut q), None);
         assert_eq!(last_resort(&mut q), Some(1));
     }

@@ -38,7 +38,9 @@ pub struct FfiRawClosure {
 const _: () = {
     let r = arch::RECORD;
     assert!(offset_of!(FfiRawClosure, cif) == r.raw_cif() as usize);
-    assert!(matches!(r.raw_translate_args(), Some(o) if o as usize == offset_of!(FfiRawClosure, translate_args)));
+    assert!(
+        matches!(r.raw_translate_args(), Some(o) if o as usize == offset_of!(FfiRawClosure, translate_args))
+    );
     assert!(offset_of!(FfiRawClosure, fun) == r.raw_fun() as usize);
     assert!(offset_of!(FfiRawClosure, user_data) == r.raw_user_data() as usize);
     assert!(size_of::<FfiRawClosure>() == r.raw_size() as usize);

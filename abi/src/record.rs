@@ -167,7 +167,6 @@ const _: () = assert!(crate::arm::RECORD.hdr_size() == crate::arm::RECORD.tramp_
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::Arch;
 
     #[test]
