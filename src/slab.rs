@@ -130,7 +130,8 @@ impl Slab {
     /// Reserves the arena: 64 GiB of address space where it is free. Under
     /// an address-space limit (RLIMIT_AS) the largest size that fits is
     /// found by halving, and only a quarter of it is kept (at least 64 MiB),
-    /// so that trampoline regions (512 MiB each) still fit beside it.
+    /// so that trampoline regions (2 * REC_DIST of address space each: 448 MiB
+    /// on x86_64) still fit beside it.
     fn reserve(&mut self) -> io::Result<()> {
         const FULL: usize = 64 << 30;
         const MIN: usize = 64 << 20;

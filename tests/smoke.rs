@@ -1,5 +1,7 @@
-//! The shortest path through everything: libffi's ffi_call calls one of our
-//! closures (fast entry) and one that needs the generic entry.
+//! The shortest path through everything: an int(int, int) closure (served by
+//! a register-argument entry) called directly and by libffi's ffi_call, and
+//! a double(long double, int) closure whose long double argument only the
+//! generic entry and the Rust dispatcher handle.
 use libffi_sys::*;
 use std::os::raw::c_void;
 
@@ -58,6 +60,76 @@ fn int_int_int_through_ffi_call() {
             av.as_mut_ptr(),
         );
         assert_eq!(ret as i32, -2);
+        statictramp::capi::ffi_closure_free(cl);
+    }
+}
+
+unsafe extern "C-unwind" fn scale_ld(
+    _cif: *mut statictramp::cif::FfiCif,
+    ret: *mut c_void,
+    args: *mut *mut c_void,
+    _ud: *mut c_void,
+) {
+    unsafe {
+        // The x87 80-bit value: 8 bytes of mantissa (explicit integer bit)
+        // and 2 of sign and exponent; this reads the exact small integers
+        // the test passes.
+        let p = *args.add(0) as *const u8;
+        let mant = u64::from_le_bytes(std::slice::from_raw_parts(p, 8).try_into().unwrap());
+        let se = u16::from_le_bytes([*p.add(8), *p.add(9)]);
+        let exp = i32::from(se & 0x7fff) - 16383;
+        let mut v = (mant as f64) * 2f64.powi(exp - 63);
+        if se & 0x8000 != 0 {
+            v = -v;
+        }
+        let k = *(*args.add(1) as *const i32);
+        *(ret as *mut f64) = v * f64::from(k);
+    }
+}
+
+#[test]
+fn long_double_takes_the_generic_entry_through_ffi_call() {
+    unsafe {
+        let mut code: *mut c_void = std::ptr::null_mut();
+        let cl =
+            statictramp::capi::ffi_closure_alloc(std::mem::size_of::<ffi_closure>(), &mut code);
+        assert!(!cl.is_null());
+        let mut cif: ffi_cif = std::mem::zeroed();
+        let mut at = [&raw mut ffi_type_longdouble, &raw mut ffi_type_sint32];
+        assert_eq!(
+            ffi_prep_cif(
+                &mut cif,
+                ffi_abi_FFI_DEFAULT_ABI,
+                2,
+                &raw mut ffi_type_double,
+                at.as_mut_ptr()
+            ),
+            ffi_status_FFI_OK
+        );
+        let st = statictramp::capi::ffi_prep_closure_loc(
+            cl.cast(),
+            (&raw mut cif).cast(),
+            Some(scale_ld),
+            std::ptr::null_mut(),
+            code,
+        );
+        assert_eq!(st, 0);
+        // 6.0 as an x87 long double in its 16-byte slot.
+        let mut ld = [0u8; 16];
+        ld[..8].copy_from_slice(&(0xc000_0000_0000_0000u64).to_le_bytes());
+        ld[8..10].copy_from_slice(&(16383u16 + 2).to_le_bytes());
+        let mut k = -7i32;
+        let mut ret = 0f64;
+        let mut av = [ld.as_mut_ptr().cast::<c_void>(), (&raw mut k).cast()];
+        ffi_call(
+            &mut cif,
+            Some(std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(
+                code,
+            )),
+            (&raw mut ret).cast(),
+            av.as_mut_ptr(),
+        );
+        assert_eq!(ret, -42.0);
         statictramp::capi::ffi_closure_free(cl);
     }
 }
