@@ -243,27 +243,27 @@ pub unsafe fn read_type(t: *const FfiType, depth: usize) -> Result<Type, CifErro
     }
     // SAFETY: caller guarantees a readable ffi_type.
     let ft = unsafe { &*t };
-    let scalar = |kind: Kind, size: u64| {
-        Ok(Type {
-            kind,
-            size,
-            align: size,
-        })
+    // libffi's predefined scalar types: this architecture's layouts.
+    let scalar = |kind: Kind| {
+        let (size, align) = arch::ARCH
+            .scalar_layout(&kind)
+            .expect("a scalar kind has a layout");
+        Ok(Type { kind, size, align })
     };
     let ty = match ft.type_ {
         code::VOID => Ok(Type::VOID),
-        code::INT | code::SINT32 => scalar(Kind::S32, 4),
-        code::UINT32 => scalar(Kind::U32, 4),
-        code::UINT8 => scalar(Kind::U8, 1),
-        code::SINT8 => scalar(Kind::S8, 1),
-        code::UINT16 => scalar(Kind::U16, 2),
-        code::SINT16 => scalar(Kind::S16, 2),
-        code::UINT64 => scalar(Kind::U64, 8),
-        code::SINT64 => scalar(Kind::S64, 8),
-        code::POINTER => scalar(Kind::Pointer, size_of::<usize>() as u64),
-        code::FLOAT => scalar(Kind::Float, 4),
-        code::DOUBLE => scalar(Kind::Double, 8),
-        code::LONGDOUBLE => Ok(arch::LONG_DOUBLE),
+        code::INT | code::SINT32 => scalar(Kind::S32),
+        code::UINT32 => scalar(Kind::U32),
+        code::UINT8 => scalar(Kind::U8),
+        code::SINT8 => scalar(Kind::S8),
+        code::UINT16 => scalar(Kind::U16),
+        code::SINT16 => scalar(Kind::S16),
+        code::UINT64 => scalar(Kind::U64),
+        code::SINT64 => scalar(Kind::S64),
+        code::POINTER => scalar(Kind::Pointer),
+        code::FLOAT => scalar(Kind::Float),
+        code::DOUBLE => scalar(Kind::Double),
+        code::LONGDOUBLE => scalar(Kind::LongDouble),
         code::STRUCT | code::COMPLEX => {
             if ft.elements.is_null() {
                 return Err(CifError::NullType);

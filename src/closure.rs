@@ -363,7 +363,7 @@ pub fn owns_code(code: usize) -> bool {
 mod tests {
     use super::*;
     use crate::quarantine::QUARANTINE;
-    use statictramp_abi::{Abi, Signature, Type};
+    use statictramp_abi::{Signature, Type};
 
     unsafe extern "C-unwind" fn handler(
         _cif: *mut FfiCif,
@@ -381,7 +381,7 @@ mod tests {
     #[test]
     fn alloc_stores_the_trap_entry_over_a_stale_real_entry() {
         let sig = Signature {
-            abi: Abi::SysV64,
+            abi: crate::DEFAULT_ABI,
             args: vec![Type::S32],
             ret: Type::S32,
         };

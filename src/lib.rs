@@ -45,3 +45,6 @@ pub mod capi;
 pub use map::{Source as TemplateSource, current_source as template_source, page_size};
 pub use rust_api::{Args, Closure, Error, Ret, Scalar};
 pub use statictramp_abi::{Abi, Kind, Signature, Type};
+
+/// libffi's `FFI_DEFAULT_ABI` on this architecture.
+pub const DEFAULT_ABI: Abi = arch::DEFAULT_ABI;

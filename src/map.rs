@@ -16,7 +16,7 @@ use std::io;
 use std::sync::Mutex;
 
 unsafe extern "C" {
-    /// First byte of the template (asm/x86_64/table.S), TEMPLATE_BYTES long.
+    /// First byte of the template (asm/<arch>/table.S), TEMPLATE_BYTES long.
     static statictramp_template: u8;
 }
 

@@ -1,7 +1,8 @@
 //! Large closure records: the writable memory `ffi_closure_alloc` returns
 //! for requests larger than an `ffi_closure`.
 //!
-//! Size classes: class 0 is exactly an `ffi_closure` (56 bytes) — what
+//! Size classes: class 0 is exactly an `ffi_closure` (CLOSURE_SIZE: 56
+//! bytes on x86_64) — what
 //! nearly every client asks for; those records are the trampoline slots'
 //! own (src/table.rs) and never come from here. Classes 1.. are powers of
 //! two from 64 bytes to 16 MiB, each aligned to its size (at most a page),
@@ -17,10 +18,13 @@ use crate::map;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Number of size classes: 56 B, then 2^6 .. 2^24.
-pub const CLASSES: usize = 20;
+/// log2 of the smallest class above an `ffi_closure`: the power of two
+/// above CLOSURE_SIZE (64 bytes on x86_64, 32 on arm).
+const FIRST_SHIFT: u32 = (CLOSURE_SIZE + 1).next_power_of_two().trailing_zeros();
 /// Largest record: 16 MiB; larger requests fail with ENOMEM.
 pub const MAX_SIZE: usize = 1 << 24;
+/// Number of size classes: CLOSURE_SIZE, then 2^FIRST_SHIFT .. MAX_SIZE.
+pub const CLASSES: usize = (MAX_SIZE.trailing_zeros() - FIRST_SHIFT + 2) as usize;
 /// Bytes committed at a time (one huge page).
 const CHUNK: usize = 1 << 21;
 /// Arena bytes after which new chunks are backed by transparent huge pages
@@ -35,7 +39,7 @@ pub const fn class_size(class: u32) -> usize {
     if class == 0 {
         CLOSURE_SIZE
     } else {
-        1 << (class + 5)
+        1 << (FIRST_SHIFT + class - 1)
     }
 }
 
@@ -47,8 +51,8 @@ pub fn class_of(size: usize) -> Option<u32> {
     if size > MAX_SIZE {
         return None;
     }
-    // 57..=64 -> 1 (64 B), 65..=128 -> 2, ...
-    Some(size.next_power_of_two().trailing_zeros() - 5)
+    // CLOSURE_SIZE+1 ..= 2^FIRST_SHIFT -> 1, then one class per doubling.
+    Some(size.next_power_of_two().trailing_zeros() - FIRST_SHIFT + 1)
 }
 
 /// The arena's address range and how much of it is handed out, readable
@@ -166,13 +170,14 @@ mod tests {
         assert_eq!(class_of(0), Some(0));
         assert_eq!(class_of(CLOSURE_SIZE), Some(0));
         assert_eq!(class_of(CLOSURE_SIZE + 1), Some(1));
-        assert_eq!(class_size(1), 64);
-        assert_eq!(class_of(65), Some(2));
-        assert_eq!(class_size(2), 128);
+        assert_eq!(class_size(1), 1 << FIRST_SHIFT);
+        assert!(class_size(1) > CLOSURE_SIZE && class_size(1) <= 2 * CLOSURE_SIZE);
+        assert_eq!(class_of(class_size(1) + 1), Some(2));
+        assert_eq!(class_size(2), 2 << FIRST_SHIFT);
         assert_eq!(class_of(MAX_SIZE), Some(CLASSES as u32 - 1));
         assert_eq!(class_size(CLASSES as u32 - 1), MAX_SIZE);
         assert_eq!(class_of(MAX_SIZE + 1), None);
-        for s in [1, 56, 57, 100, 4096, 5000, 1 << 20] {
+        for s in [1, CLOSURE_SIZE, CLOSURE_SIZE + 1, 100, 4096, 5000, 1 << 20] {
             let c = class_of(s).unwrap();
             assert!(class_size(c) >= s, "{s}");
             assert!(c == 0 || class_size(c) < 2 * s.max(33), "{s}");

@@ -14,8 +14,9 @@
 //! | copy 0 | hole    | copy 1 | hole    | ...     | records 0 | records 1 | ... (RW, anonymous) |
 //! ```
 //!
-//! Slot j of copy k has its code at `base + k*RECORDS_BYTES + 16 j` and its
-//! record at `base + REC_DIST + k*RECORDS_BYTES + 56 j`: the slot computes
+//! Slot j of copy k has its code at `base + k*RECORDS_BYTES + SLOT_SIZE*j`
+//! and its record at `base + REC_DIST + k*RECORDS_BYTES + REC_STRIDE*j`
+//! (16 and 56 bytes on x86_64): the slot computes
 //! that address PC-relatively, so a record is found without a load and
 //! without a separate data word.
 #![allow(unsafe_code)]

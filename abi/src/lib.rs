@@ -51,6 +51,18 @@ impl Arch {
     /// Every architecture statictramp knows (ported or not).
     pub const ALL: [Arch; 4] = [Arch::X86_64, Arch::I386, Arch::Aarch64, Arch::Arm];
 
+    /// The (size, alignment) of a scalar kind on this architecture, as
+    /// libffi's predefined `ffi_type`s state them; `None` for aggregates
+    /// and void.
+    pub fn scalar_layout(self, kind: &Kind) -> Option<(u64, u64)> {
+        match self {
+            Arch::X86_64 => x86_64::standard_layout(kind),
+            Arch::I386 => i386::standard_layout(kind),
+            Arch::Aarch64 => aarch64::standard_layout(kind),
+            Arch::Arm => arm::standard_layout(kind),
+        }
+    }
+
     /// The layout of this architecture's `ffi_closure` and our header in it.
     pub const fn record(self) -> RecordLayout {
         match self {

@@ -6,8 +6,8 @@
 //! - `ARCH` (libffi's ABI numbering, statictramp-abi) and `RECORD` (the
 //!   `ffi_closure` layout and our header in it, const-checked in
 //!   statictramp-abi for every architecture);
-//! - `LONG_DOUBLE`: the `long double` type libffi's `ffi_type_longdouble`
-//!   describes there;
+//! - `DEFAULT_ABI`: libffi's `FFI_DEFAULT_ABI` there (scalar layouts come
+//!   from `ARCH.scalar_layout`);
 //! - `EntryData` (`#[repr(C)]`, what the assembly entries read from a
 //!   compiled plan at the `PLAN_*` offsets of its layout.h), `EntryKind`
 //!   (the entries, with `address()`), and `select_entry(sig, plan)`;

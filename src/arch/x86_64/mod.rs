@@ -12,14 +12,14 @@ pub use tls::word as tls_word;
 use crate::layout::FRAME_STACK_PTR;
 use crate::record::TRAMP_SIZE;
 use statictramp_abi::x86_64::frame;
-use statictramp_abi::{Arch, RecordLayout, Type};
+use statictramp_abi::{Abi, Arch, RecordLayout};
 
 /// This architecture, for libffi's ABI numbering.
 pub const ARCH: Arch = Arch::X86_64;
 /// Its `ffi_closure` layout (statictramp-abi, ffitarget.h cited there).
 pub const RECORD: RecordLayout = statictramp_abi::x86_64::RECORD;
-/// `long double`: the x87 80-bit type in 16 bytes, 16-aligned.
-pub const LONG_DOUBLE: Type = Type::LONGDOUBLE;
+/// libffi's `FFI_DEFAULT_ABI` here (`FFI_UNIX64`).
+pub const DEFAULT_ABI: Abi = Abi::SysV64;
 
 /// Offset in the entries' register frame of the pointer to the caller's
 /// first stack argument (the dispatcher reads stack arguments from there).
