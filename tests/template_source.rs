@@ -3,6 +3,7 @@
 //! the code is mapped read+execute with no writable alias, and runs.
 use statictramp::{Abi, Closure, TemplateSource, Type};
 use std::os::raw::c_void;
+use std::path::Path;
 use std::process::Command;
 
 const CHILD: &str = "STATICTRAMP_TEST_TEMPLATE_CHILD";
@@ -246,4 +247,61 @@ fn a_descriptor_the_program_reopened_stays_the_programs() {
     let n = unsafe { libc::pread(fd, back.as_mut_ptr().cast(), back.len(), 0) };
     assert_eq!((n, &back[..]), (marker.len() as isize, &marker[..]));
     println!("takeover child ok ({mode}: {src1:?}, descriptor {fd} kept)");
+}
+
+const LOADER_CHILD: &str = "STATICTRAMP_TEST_LOADER_CHILD";
+
+/// The dynamic loader this process was started with: the file mapped at
+/// AT_BASE.
+fn dynamic_loader() -> String {
+    // SAFETY: getauxval has no preconditions.
+    let base = unsafe { libc::getauxval(libc::AT_BASE) } as usize;
+    assert_ne!(base, 0, "no dynamic loader (static binary?)");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let line = maps
+        .lines()
+        .find(|l| l.starts_with(&format!("{base:x}-")))
+        .expect("AT_BASE is mapped");
+    line.split_whitespace().nth(5).unwrap().to_string()
+}
+
+/// Started as `ld.so ./program` (the kernel runs the loader, so
+/// /proc/self/exe is the loader, and the loader knows the program by a
+/// relative name) and moved to another directory before the first template
+/// copy, a program still maps the copies from its own file.
+#[test]
+fn copies_come_from_the_program_started_through_the_loader() {
+    let Some(loader) = std::env::var_os(LOADER_CHILD) else {
+        let exe = std::env::current_exe().unwrap();
+        let loader = dynamic_loader();
+        let out = Command::new(&loader)
+            .arg(Path::new(".").join(exe.file_name().unwrap()))
+            .args([
+                "--exact",
+                "copies_come_from_the_program_started_through_the_loader",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .current_dir(exe.parent().unwrap())
+            .env(LOADER_CHILD, &loader)
+            .env_remove(CHILD)
+            .env_remove(TAKEOVER_CHILD)
+            .env_remove("STATICTRAMP_TEMPLATE")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed:\n{text}");
+        assert!(
+            text.contains("loader child ok"),
+            "child did not run the check:\n{text}"
+        );
+        return;
+    };
+    let exe = std::fs::read_link("/proc/self/exe").unwrap();
+    assert_eq!(exe, loader, "not started through the loader");
+    std::env::set_current_dir("/").unwrap();
+    let src = exercise();
+    assert!(matches!(src, TemplateSource::Image { .. }), "{src:?}");
+    println!("loader child ok: {src:?}");
 }

@@ -279,27 +279,77 @@ fn open_trusted(name: &CStr, offset: u64) -> io::Result<(libc::c_int, libc::stat
 /// Only at load time may its name be relative (see the module comment).
 fn find_image(at_load: bool) -> Image {
     let addr = crate::map::template().as_ptr() as usize;
-    let mut found: Option<(CString, u64)> = None;
+    let mut found: Option<(Vec<CString>, u64)> = None;
     let mut ctx = (addr, &mut found);
     // SAFETY: the callback only reads the program headers the loader hands
     // it, for the duration of the call.
     unsafe {
         libc::dl_iterate_phdr(Some(phdr_callback), (&raw mut ctx).cast());
     }
-    let Some((name, offset)) = found else {
+    let Some((names, offset)) = found else {
         return Image::Refused;
     };
-    if offset % page_size() as u64 != 0 || (!at_load && name.as_bytes().first() != Some(&b'/')) {
+    if offset % page_size() as u64 != 0 {
         return Image::Refused;
     }
-    match open_trusted(&name, offset) {
-        Ok((fd, st)) => Image::Found {
+    for name in names {
+        if !at_load && name.as_bytes().first() != Some(&b'/') {
+            continue;
+        }
+        let Ok((fd, st)) = open_trusted(&name, offset) else {
+            continue;
+        };
+        // A name that leads to another file (the loader, for a program
+        // started as `ld.so ./prog`; a file replaced since it was loaded) is
+        // dropped now, while the descriptor is surely ours to close. One
+        // page is enough to tell; every mapped copy is still compared in
+        // full.
+        if !starts_with_template(fd, offset) {
+            close(fd);
+            continue;
+        }
+        return Image::Found {
             name,
             offset,
             file: Held::new(fd, &st),
-        },
-        Err(_) => Image::Refused,
+        };
     }
+    Image::Refused
+}
+
+/// Whether the file holds the template's first page at `offset`.
+fn starts_with_template(fd: libc::c_int, offset: u64) -> bool {
+    let want = &crate::map::template()[..page_size().min(TEMPLATE_BYTES)];
+    let mut got = vec![0u8; want.len()];
+    // SAFETY: reads at most `got.len()` bytes into `got`.
+    let n = unsafe {
+        libc::pread(
+            fd,
+            got.as_mut_ptr().cast(),
+            got.len(),
+            offset as libc::off_t,
+        )
+    };
+    n == got.len() as isize && got == want
+}
+
+/// Names the main program's file may have, best first. Started by exec,
+/// its file is /proc/self/exe, whatever path it was started by and wherever
+/// that path leads now. Started as `ld.so ./prog`, /proc/self/exe is the
+/// loader, and glibc's loader reports the path it opened the program by in
+/// AT_EXECFN (the loader also rewrites AT_ENTRY and AT_PHDR, so they cannot
+/// tell the two cases apart; the first page of the template does).
+fn main_program_names() -> Vec<CString> {
+    let mut names = vec![c"/proc/self/exe".to_owned()];
+    // SAFETY: getauxval has no preconditions; AT_EXECFN, when present, is a
+    // NUL-terminated string that lives as long as the process.
+    unsafe {
+        let p = libc::getauxval(libc::AT_EXECFN) as *const libc::c_char;
+        if !p.is_null() {
+            names.push(CStr::from_ptr(p).to_owned());
+        }
+    }
+    names
 }
 
 unsafe extern "C" fn phdr_callback(
@@ -310,7 +360,7 @@ unsafe extern "C" fn phdr_callback(
     // SAFETY: `data` is the `ctx` tuple of `find_image`, alive during
     // dl_iterate_phdr; `info` and its headers are valid for this call.
     unsafe {
-        let (addr, found) = &mut *(data as *mut (usize, &mut Option<(CString, u64)>));
+        let (addr, found) = &mut *(data as *mut (usize, &mut Option<(Vec<CString>, u64)>));
         let info = &*info;
         for i in 0..info.dlpi_phnum as usize {
             let ph = &*info.dlpi_phdr.add(i);
@@ -319,16 +369,12 @@ unsafe extern "C" fn phdr_callback(
             }
             let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
             if *addr >= start && *addr + TEMPLATE_BYTES <= start + ph.p_filesz as usize {
-                let name = if info.dlpi_name.is_null() || *info.dlpi_name == 0 {
-                    // The main program, started by exec: its file is
-                    // /proc/self/exe (whatever its path was, and even if
-                    // that path now leads elsewhere). Started as
-                    // `ld.so ./prog`, the loader names it as given instead.
-                    c"/proc/self/exe".to_owned()
+                let names = if info.dlpi_name.is_null() || *info.dlpi_name == 0 {
+                    main_program_names()
                 } else {
-                    CStr::from_ptr(info.dlpi_name).to_owned()
+                    vec![CStr::from_ptr(info.dlpi_name).to_owned()]
                 };
-                **found = Some((name, ph.p_offset + (*addr - start) as u64));
+                **found = Some((names, ph.p_offset + (*addr - start) as u64));
                 return 1;
             }
         }
