@@ -29,14 +29,16 @@ use crate::record::FfiClosure;
 use std::os::raw::c_void;
 use std::sync::OnceLock;
 
-/// Registers the fork handlers when the library is loaded (see
-/// src/fork.rs for why load time). Kept in the module of the C exports so
-/// that linking any of them from the staticlib links this too.
+/// Registers the fork handlers and opens the template's image file when the
+/// library is loaded (see src/fork.rs and src/map/source.rs for why load
+/// time). Kept in the module of the C exports so that linking any of them
+/// from the staticlib links this too.
 #[used]
 #[unsafe(link_section = ".init_array")]
 static REGISTER_FORK_HANDLERS_AT_LOAD: extern "C" fn() = {
     extern "C" fn at_load() {
         crate::fork::register();
+        crate::map::open_image_at_load();
     }
     at_load
 };
