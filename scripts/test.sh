@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs all of them (Debian 12, x86_64).
 #
-#   1. system packages (apt-get; skipped when everything is present)
+#   1. system packages (scripts/lib/install-packages: apt-get, skipped when
+#      everything is present)
 #   2. the Rust toolchain check (cargo, rustfmt, clippy)
 #   3. cargo fmt --all --check
 #   4. cargo clippy --workspace --all-targets -- -D warnings
 #   5. scripts/build-preload (the LD_PRELOAD library, symbol versions checked)
 #   6. cargo test --release --workspace, with STATICTRAMP_PRELOAD set
-#      (incl. tests/strict.rs: strict W^X mode and the statictramp CLI)
+#      (incl. cli/tests/strict.rs: strict W^X mode and the statictramp CLI,
+#      and bench/tests/bench.rs: statictramp-bench --quick)
 #   7. examples/rust_user.rs: a Rust program on the crate alone keeps libffi's
 #      closure API (the C names are exported only by the capi/ crate)
 #      and scripts/demo (Python ctypes qsort callbacks, `statictramp run --strict`)
@@ -28,7 +30,7 @@ for arg in "$@"; do
     case $arg in
         --fail-fast) fail_fast=1 ;;
         -h | --help)
-            sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) echo "test.sh: unknown argument $arg" >&2; exit 2 ;;
@@ -96,44 +98,13 @@ declare -A packages=(
     [python3]="compat/python/qsort_demo.py (ctypes)"
     [binutils]="nm, readelf: symbol version checks"
     [file]="file: ELF checks in tests/preload.rs"
-    [libseccomp-dev]="strict mode (src/strict.rs): libseccomp builds the seccomp filter"
+    [libseccomp-dev]="strict mode (cli/src/strict.rs) and tests/scale.rs: libseccomp builds seccomp filters"
     [g++]="C++ tests of libffi's testsuite (unwindtest.cc: exceptions through closures)"
-    [valgrind]="callgrind instruction counts in statictramp bench (tests/bench_cli.rs)"
+    [valgrind]="callgrind instruction counts in statictramp-bench (bench/tests/bench.rs)"
 )
 
 install_packages() {
-    if [[ ${STATICTRAMP_SKIP_APT:-0} == 1 ]]; then
-        echo "STATICTRAMP_SKIP_APT=1: not checking system packages"
-        return 0
-    fi
-    if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
-        echo "no dpkg/apt-get here: install the equivalents of ${!packages[*]} yourself"
-        return 0
-    fi
-    local missing=() p
-    for p in "${!packages[@]}"; do
-        if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) != "install ok installed" ]]; then
-            missing+=("$p")
-        fi
-    done
-    if ((${#missing[@]} == 0)); then
-        echo "all present: ${!packages[*]}"
-        return 0
-    fi
-    echo "missing: ${missing[*]}"
-    local sudo=()
-    if ((EUID != 0)); then
-        command -v sudo >/dev/null || {
-            echo "not root and no sudo: install ${missing[*]} as root" >&2
-            return 1
-        }
-        sudo=(sudo)
-    fi
-    # A mirror or a security index that fails to sync must not stop us: the
-    # packages usually come from the indexes that did.
-    "${sudo[@]}" apt-get update || echo "apt-get update reported errors; continuing"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${missing[@]}"
+    scripts/lib/install-packages "${!packages[@]}"
 }
 
 step "system packages" install_packages || summary

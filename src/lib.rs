@@ -11,7 +11,9 @@
 //!   library crate `statictramp-capi` (libstatictramp.so / .a) turns it on;
 //!   used through `LD_PRELOAD` or by linking the staticlib ahead of `-lffi`;
 //! - the safe Rust API [`Closure`], which needs no libffi;
-//! - the `statictramp` command line tool.
+//! - the `statictramp` command (package `statictramp-cli` of the workspace),
+//!   which runs programs with the preload library, optionally in strict W^X
+//!   mode.
 //!
 //! Unsafe code is confined to the modules that map memory, talk to the
 //! assembly or export C symbols; each says why its unsafe code is sound.

@@ -3,7 +3,6 @@
 //! global locks must not be inherited held by a thread that no longer
 //! exists), and a program's own fork handlers must not deadlock against
 //! ours.
-mod procs;
 mod support;
 
 use libffi_sys::*;
@@ -157,13 +156,20 @@ fn a_child_forked_while_other_threads_use_closures_can_use_them_too() {
 /// compat/c/fork_order.c, built once per test run.
 fn fork_order() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| procs::build_c("fork_order", &["-O1", "-Wall", "-pthread"], &["-lffi"]))
+    EXE.get_or_init(|| {
+        statictramp_testkit::build_c(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "fork_order",
+            &["-O1", "-Wall", "-pthread"],
+            &["-lffi"],
+        )
+    })
 }
 
 #[test]
 fn a_program_fork_handler_taken_while_allocating_does_not_deadlock_ours() {
     let mut child = Command::new(fork_order())
-        .env("LD_PRELOAD", procs::preload())
+        .env("LD_PRELOAD", statictramp_testkit::preload())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -181,8 +187,8 @@ fn a_program_fork_handler_taken_while_allocating_does_not_deadlock_ours() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = child.wait_with_output().expect("fork_order output");
-    let stdout = procs::text(&out.stdout);
-    let stderr = procs::text(&out.stderr);
+    let stdout = statictramp_testkit::text(&out.stdout);
+    let stderr = statictramp_testkit::text(&out.stderr);
     let Some(status) = status else {
         panic!("fork_order hung (a fork handler deadlock)\n{stdout}{stderr}");
     };

@@ -20,8 +20,7 @@
 //! STATICTRAMP_PRELOAD must name the library; scripts/test.sh builds it and
 //! sets it. Without it these tests fail rather than pass vacuously.
 
-mod procs;
-use procs::*;
+use statictramp_testkit::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,6 +59,7 @@ fn bind_check() -> &'static Path {
     // stubs inside the executable).
     EXE.get_or_init(|| {
         build_c(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
             "bind_check",
             &["-O1", "-g", "-Wall", "-Wextra", "-fPIE", "-pie"],
             &["-lffi", "-ldl"],

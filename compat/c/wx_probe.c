@@ -13,7 +13,7 @@
  *                          closure prep-failed <status> exit 4
  *                          closure wrong <got>          exit 5
  *
- * tests/strict.rs runs it with and without `statictramp run --strict`.
+ * cli/tests/strict.rs runs it with and without `statictramp run --strict`.
  * Build: cc -O1 -Wall -o wx_probe wx_probe.c -lffi
  */
 #define _GNU_SOURCE

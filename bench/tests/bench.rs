@@ -1,4 +1,4 @@
-//! `statictramp bench --quick`, end to end: every table and row is printed,
+//! `statictramp-bench --quick`, end to end: every table and row is printed,
 //! every number parses, the three backends are the ones named (the
 //! statictramp row is served by the preload library, libffi 3.6 by static
 //! trampolines), and `--out` writes bench.md and bench.svg. Missing pieces
@@ -9,12 +9,11 @@
 //! scripts/build-libffi36 if it is not there yet), a C compiler and
 //! libffi-dev, and valgrind for the instruction counts (required).
 
-mod procs;
-use procs::*;
+use statictramp_testkit::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CLI: &str = env!("CARGO_BIN_EXE_statictramp");
+const BENCH: &str = env!("CARGO_BIN_EXE_statictramp-bench");
 
 const SIG_NAMES: [&str; 6] = [
     "void(void)",
@@ -27,7 +26,7 @@ const SIG_NAMES: [&str; 6] = [
 
 /// The libffi 3.6 prefix, built by scripts/build-libffi36 if needed.
 fn libffi36() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = repo_root();
     let out = output(Command::new(root.join("scripts/build-libffi36")).current_dir(root));
     assert!(
         out.status.success(),
@@ -52,9 +51,8 @@ fn require_valgrind() {
 }
 
 fn bench() -> Command {
-    let mut c = Command::new(CLI);
-    c.arg("bench")
-        .env_remove("LD_PRELOAD")
+    let mut c = Command::new(BENCH);
+    c.env_remove("LD_PRELOAD")
         .env_remove("LD_LIBRARY_PATH")
         .env_remove("STATICTRAMP_LIBFFI36")
         .env_remove("STATICTRAMP_LIB");
@@ -118,7 +116,7 @@ fn quick_bench_reports_every_row_for_the_right_backends() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         out.status.success(),
-        "statictramp bench failed ({}):\n{stderr}\n{stdout}",
+        "statictramp-bench failed ({}):\n{stderr}\n{stdout}",
         out.status
     );
     let stdout = format!("\n{stdout}");
@@ -215,5 +213,5 @@ fn missing_pieces_are_errors_that_say_what_to_do() {
 
     let out = output(bench().arg("--bogus"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("usage: statictramp bench"));
+    assert!(text(&out.stderr).contains("usage: statictramp-bench"));
 }

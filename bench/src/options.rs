@@ -1,15 +1,35 @@
-//! The command line of `statictramp bench`, and how much it runs.
+//! The command line of `statictramp-bench`, and how much it runs.
 
 use super::{MILLION, SIXTEEN_M};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-pub(super) const USAGE: &str = "usage: statictramp bench [--quick] [--out DIR] [--libffi36 PREFIX] \
-                                [--lib PATH] [--no-callgrind] [--scale N]";
+pub(super) const USAGE: &str = "\
+usage: statictramp-bench [--quick] [--out DIR] [--libffi36 PREFIX] [--lib PATH]
+                         [--no-callgrind] [--scale N]
+       statictramp-bench --help
+
+Builds the C driver bench/bench.c and measures libffi's closure API on three
+backends in one run: the system libffi, libffi 3.6 (static trampolines) and
+statictramp (preloaded); every result is checked, and the numbers are
+compared with statictramp's targets. scripts/bench builds what it needs and
+runs it with --out docs.
+
+  --quick     small counts (about a minute or less), still all checks
+  --out DIR   also write DIR/bench.md and DIR/bench.svg
+  --libffi36 PREFIX  libffi 3.6 install (default: $STATICTRAMP_LIBFFI36,
+              else target/libffi-3.6 from scripts/build-libffi36)
+  --lib PATH  the preload library (default: $STATICTRAMP_LIB, else next to
+              this binary, else ../lib/statictramp; as `statictramp run`)
+  --no-callgrind  skip instruction counts (no valgrind needed)
+  --scale N   live closures of the big scale run (default 16M; --quick:
+              100k); suffixes k and M
+";
 
 /// The parsed command line.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Options {
+    pub(super) help: bool,
     pub(super) quick: bool,
     pub(super) out: Option<PathBuf>,
     pub(super) libffi36: Option<PathBuf>,
@@ -54,6 +74,7 @@ pub(super) fn parse(args: &[OsString]) -> Result<Options, String> {
                 .ok_or_else(|| format!("{name} needs {what}"))
         };
         match name.as_str() {
+            "-h" | "--help" => o.help = true,
             "--quick" => o.quick = true,
             "--no-callgrind" => o.no_callgrind = true,
             "--out" => o.out = Some(value("a directory")?.into()),

@@ -28,8 +28,9 @@ pub(super) fn find_libffi36(explicit: Option<&Path>) -> Result<PathBuf, String> 
             if let Some(t) = exe_target_dir() {
                 v.push((t.join("libffi-3.6"), "beside the binary's target directory"));
             }
-            if let Some(m) = option_env!("CARGO_MANIFEST_DIR") {
-                v.push((Path::new(m).join("target/libffi-3.6"), "the source tree"));
+            // This crate sits one level below the workspace root.
+            if let Some(root) = Path::new(env!("CARGO_MANIFEST_DIR")).parent() {
+                v.push((root.join("target/libffi-3.6"), "the source tree"));
             }
             v
         }

@@ -4,10 +4,10 @@
 //! and replaces this process with CMD (execve). Nothing of ours stays between
 //! CMD and its parent, so CMD's exit status and signals are seen unchanged.
 
-use super::elf;
-use super::library::{self, LibError};
 use super::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_OWN_ERROR, EXIT_USAGE};
 use crate::strict;
+use statictramp_locate::elf;
+use statictramp_locate::library::{self, LibError};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;

@@ -10,8 +10,7 @@
 //! scripts/build-preload made), a C compiler and libffi-dev; fails loudly
 //! without them.
 
-mod procs;
-use procs::*;
+use statictramp_testkit::*;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -31,7 +30,14 @@ fn cli() -> Command {
 /// compat/c/wx_probe.c built against the system libffi, once per test run.
 fn probe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| build_c("wx_probe", &["-O1", "-Wall"], &["-lffi"]))
+    EXE.get_or_init(|| {
+        build_c(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "wx_probe",
+            &["-O1", "-Wall"],
+            &["-lffi"],
+        )
+    })
 }
 
 /// Parses wx_probe's `<name> allowed|refused <errno>` lines (a line may

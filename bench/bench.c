@@ -4,10 +4,10 @@
  * One binary measures whichever backend the dynamic linker binds: the
  * system libffi alone, another libffi.so.8 found first on LD_LIBRARY_PATH
  * (libffi 3.6 with static trampolines), or statictramp preloaded over
- * libffi (LD_PRELOAD). `statictramp bench` builds and runs it; it can also be
- * run by hand:
+ * libffi (LD_PRELOAD). `statictramp-bench` (scripts/bench) builds and runs
+ * it; it can also be run by hand:
  *
- *   cc -O2 -o bench compat/bench/bench.c -lffi -lpthread -ldl
+ *   cc -O2 -o bench bench/bench.c -lffi -lpthread -ldl
  *   ./bench calls 10000000
  *
  * Every subcommand prints `key value...` lines, one fact per line:

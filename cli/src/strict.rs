@@ -29,10 +29,9 @@
 //! is used where the kernel has it; [`Armed::mdwe`] tells. What neither layer
 //! covers is documented in docs/design.md ("Strict mode").
 //!
-//! This module is compiled into the `statictramp` binary (and the tests that
-//! exercise it), not into the library: the cdylib and staticlib, which are
-//! loaded into other programs, must not depend on libseccomp.
-#![allow(unsafe_code)]
+//! This module belongs to the `statictramp` command's package, not to the
+//! runtime library: the cdylib and staticlib, which are loaded into other
+//! programs, must not depend on libseccomp.
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,

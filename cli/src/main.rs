@@ -1,12 +1,28 @@
-//! The `statictramp` command line: argument dispatch and the exit-status
-//! convention shared by the subcommands.
+//! `statictramp`: run programs on statictramp, and check this machine.
+//!
+//! ```text
+//! statictramp run [--strict] [--lib PATH] [--] CMD [ARGS...]
+//! statictramp check [--json]
+//! ```
+//!
+//! `run` puts the preload library (libffi's closure API on static
+//! trampolines) in front of CMD with `LD_PRELOAD`, optionally arms strict W^X
+//! mode (strict.rs), and then *becomes* CMD with execve, so CMD's exit
+//! status and signals are the command's own. Errors of our own exit with 125
+//! (like `env`/`timeout`), a command that cannot be executed with 126, one
+//! that is not found with 127.
+//!
+//! `check` describes what statictramp finds on this machine and calls one
+//! closure per ABI; it exits 1 if any check failed.
+//!
+//! This file holds the argument dispatch and the exit-status convention
+//! shared by the subcommands. The benchmark is a program of its own
+//! (`statictramp-bench`, bench/ in the workspace).
 
-mod bench;
 mod check;
-mod elf;
 mod json;
-mod library;
 mod run;
+mod strict;
 
 use std::ffi::OsString;
 
@@ -22,8 +38,6 @@ pub const EXIT_USAGE: i32 = 2;
 const USAGE: &str = "\
 usage: statictramp run [--strict] [--lib PATH | --no-preload] [--] CMD [ARGS...]
        statictramp check [--json]
-       statictramp bench [--quick] [--out DIR] [--libffi36 PREFIX] [--lib PATH]
-                         [--no-callgrind] [--scale N]
        statictramp --version | --help
 
   run     run CMD with statictramp's closures preloaded (LD_PRELOAD) over
@@ -37,23 +51,15 @@ usage: statictramp run [--strict] [--lib PATH | --no-preload] [--] CMD [ARGS...]
   check   describe this machine: page size, map limits, strict mode, the
           trampoline pools, the preload library; call one closure per ABI
             --json      machine-readable output
-  bench   build the C driver compat/bench/bench.c and measure libffi's closure
-          API on three backends in one run: the system libffi, libffi 3.6
-          (static trampolines) and statictramp (preloaded); every result is
-          checked, and the numbers are compared with statictramp's targets
-            --quick     small counts (about a minute or less), still all checks
-            --out DIR   also write DIR/bench.md and DIR/bench.svg
-            --libffi36 PREFIX  libffi 3.6 install (default: $STATICTRAMP_LIBFFI36,
-                        else target/libffi-3.6 from scripts/build-libffi36)
-            --lib PATH  the preload library (found like `run` does)
-            --no-callgrind  skip instruction counts (no valgrind needed)
-            --scale N   live closures of the big scale run (default 16M;
-                        --quick: 100k); suffixes k and M
 ";
+
+fn main() {
+    std::process::exit(dispatch(std::env::args_os().skip(1).collect()));
+}
 
 /// Runs the command line `args` (without the program name) and returns the
 /// exit status.
-pub fn main(args: Vec<OsString>) -> i32 {
+fn dispatch(args: Vec<OsString>) -> i32 {
     let Some(cmd) = args.first() else {
         eprint!("{USAGE}");
         return EXIT_USAGE;
@@ -62,7 +68,6 @@ pub fn main(args: Vec<OsString>) -> i32 {
     match cmd.to_str() {
         Some("run") => run::main(rest),
         Some("check") => check::main(rest),
-        Some("bench") => bench::main(rest),
         // Used by `check` in a child process: arming strict mode is
         // irreversible, so it is probed in a process of its own.
         Some(check::STRICT_PROBE) => check::strict_probe(),

@@ -1,6 +1,7 @@
-//! Finding the preload library `run` puts in front of a command.
+//! Finding the preload library that `statictramp run` (and the benchmark)
+//! puts in front of a command.
 
-use super::elf::{self, Target};
+use crate::elf::{self, Target};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -131,7 +132,7 @@ pub fn find(explicit: Option<&Path>) -> Result<Found, LibError> {
         (None, None) => {
             let searched = default_candidates();
             match searched.iter().find(|p| p.is_file()) {
-                Some(p) => (p.clone(), "beside the statictramp binary"),
+                Some(p) => (p.clone(), "beside this program"),
                 None => return Err(LibError::NotFound { searched }),
             }
         }

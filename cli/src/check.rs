@@ -6,9 +6,9 @@
 //! failures are things that do not work. Exit status 1 if any row failed.
 
 use super::json::Json;
-use super::library;
 use crate::strict;
 use statictramp::{Abi, Closure, TemplateSource, Type};
+use statictramp_locate::library;
 use std::ffi::OsString;
 use std::fmt;
 use std::process::Command;

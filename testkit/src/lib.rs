@@ -1,8 +1,8 @@
-//! Helpers for the integration tests that run programs (the CLI, C probes,
-//! the preload library): running a command, reading its output, and the
-//! preload library from STATICTRAMP_PRELOAD. Each test crate that runs
-//! programs includes this module.
-#![allow(dead_code)]
+//! Helpers for the integration tests that run programs (the CLI, the
+//! benchmark, C probes, the preload library), in every package of the
+//! workspace: running a command, reading its output, compiling the C
+//! programs of compat/c, and the preload library from STATICTRAMP_PRELOAD.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -18,9 +18,12 @@ pub fn output(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-/// The repository root.
-pub fn manifest_dir() -> &'static Path {
+/// The repository (workspace) root.
+pub fn repo_root() -> &'static Path {
+    // This crate sits one level below the root.
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit/ has a parent directory")
 }
 
 /// The preload library scripts/build-preload made, from STATICTRAMP_PRELOAD
@@ -43,14 +46,14 @@ pub fn preload() -> PathBuf {
 }
 
 /// Compiles `compat/c/<name>.c` with the C compiler ($CC, default cc) into
-/// the test target directory as `<name>`, with `flags` before and `libs`
-/// after the source, and returns the executable. A compile failure fails
+/// `dir` (the calling test's `CARGO_TARGET_TMPDIR`, which cargo gives only
+/// to integration tests) as `<name>`, with `flags` before and `libs` after
+/// the source, and returns the executable. A compile failure fails
 /// the test and names what to install. Built under a private name and then
 /// renamed, because concurrent test runs may share the directory; callers
 /// keep the result in a `OnceLock` to build once per run.
-pub fn build_c(name: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
-    let src = manifest_dir().join("compat/c").join(format!("{name}.c"));
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+pub fn build_c(dir: &Path, name: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
+    let src = repo_root().join("compat/c").join(format!("{name}.c"));
     let exe = dir.join(name);
     let tmp = dir.join(format!("{name}.{}", std::process::id()));
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());

@@ -156,7 +156,7 @@ pub(super) fn svg(rep: &Report) -> String {
         s,
         r##"<rect width="100%" height="100%" fill="white"/><text x="470" y="20" font-size="13" text-anchor="middle" fill="#444">{}</text>"##,
         xml(&format!(
-            "statictramp bench: {} ({})",
+            "statictramp-bench: {} ({})",
             rep.machine
                 .iter()
                 .find(|(k, _)| k == "date")

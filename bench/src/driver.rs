@@ -1,4 +1,4 @@
-//! The C driver compat/bench/bench.c: compiling it (once per source and
+//! The C driver bench.c (beside this crate's Cargo.toml): compiling it (once per source and
 //! compiler), running it in a backend's environment, and reading its
 //! `key value...` output lines.
 
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The driver, compiled on first use (and whenever it changes).
-const SOURCE: &str = include_str!("../../../compat/bench/bench.c");
+const SOURCE: &str = include_str!("../bench.c");
 
 /// The driver's output: one `key value...` line per fact.
 pub(super) struct Lines(pub(super) Vec<Vec<String>>);

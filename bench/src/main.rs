@@ -1,7 +1,7 @@
-//! `statictramp bench [--quick] [--out DIR] [--libffi36 PREFIX] [--lib PATH]
-//! [--no-callgrind] [--scale N]`
+//! `statictramp-bench [--quick] [--out DIR] [--libffi36 PREFIX] [--lib PATH]
+//! [--no-callgrind] [--scale N]`, run by scripts/bench.
 //!
-//! Builds the C driver compat/bench/bench.c (embedded in this binary; it uses
+//! Builds the C driver bench.c (embedded in this binary; it uses
 //! only libffi's public API) and runs it, in one invocation, against three
 //! backends of libffi's closure API:
 //!
@@ -31,8 +31,6 @@ mod svg;
 mod table;
 mod targets;
 
-use super::library;
-use super::{EXIT_OWN_ERROR, EXIT_USAGE};
 use backend::{Backend, find_libffi36, verify_info};
 use callgrind::valgrind_version;
 use driver::{build_driver, compiler};
@@ -40,6 +38,7 @@ use machine::machine;
 use options::{Options, Plan, USAGE, parse};
 use report::Report;
 use results::{Res, Scale, min_into};
+use statictramp_locate::library;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -88,6 +87,12 @@ const SIGS: [Sig; 6] = [
 ];
 const NSIGS: usize = SIGS.len();
 
+/// Exit status when the benchmark cannot run or a check fails (the
+/// `statictramp` command's convention for errors of its own).
+const EXIT_OWN_ERROR: i32 = 125;
+/// Wrong usage.
+const EXIT_USAGE: i32 = 2;
+
 const MILLION: u64 = 1_000_000;
 const SIXTEEN_M: u64 = 16 * 1024 * 1024;
 
@@ -134,7 +139,7 @@ fn exe_target_dir() -> Option<PathBuf> {
 /// Runs one step, printing its name and time on stderr.
 fn step<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     let t = Instant::now();
-    eprint!("statictramp bench: {what} ...");
+    eprint!("statictramp-bench: {what} ...");
     let r = f();
     match &r {
         Ok(_) => eprintln!(" {:.1} s", t.elapsed().as_secs_f64()),
@@ -278,20 +283,29 @@ fn write_out(dir: &Path, rep: &Report) -> Result<(), String> {
     for (name, text) in [("bench.md", rep.markdown()), ("bench.svg", svg::svg(rep))] {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
-        eprintln!("statictramp bench: wrote {}", p.display());
+        eprintln!("statictramp-bench: wrote {}", p.display());
     }
     Ok(())
 }
 
-pub fn main(args: &[OsString]) -> i32 {
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    std::process::exit(run(&args));
+}
+
+fn run(args: &[OsString]) -> i32 {
     let opts = match parse(args) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("statictramp bench: {e}\n{USAGE}");
+            eprint!("statictramp-bench: {e}\n\n{USAGE}");
             return EXIT_USAGE;
         }
     };
-    let mut cmdline = String::from("statictramp bench");
+    if opts.help {
+        print!("{USAGE}");
+        return 0;
+    }
+    let mut cmdline = String::from("statictramp-bench");
     for a in args {
         cmdline.push(' ');
         cmdline.push_str(&a.to_string_lossy());
@@ -300,19 +314,19 @@ pub fn main(args: &[OsString]) -> i32 {
     let rep = match measure(&opts, cmdline) {
         Ok(r) => r,
         Err((code, e)) => {
-            eprintln!("statictramp bench: {e}");
+            eprintln!("statictramp-bench: {e}");
             return code;
         }
     };
     print!("{}", rep.text());
     if let Some(dir) = &opts.out {
         if let Err(e) = write_out(dir, &rep) {
-            eprintln!("statictramp bench: {e}");
+            eprintln!("statictramp-bench: {e}");
             return EXIT_OWN_ERROR;
         }
     }
     eprintln!(
-        "statictramp bench: done in {:.1} s",
+        "statictramp-bench: done in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     0
@@ -344,6 +358,7 @@ mod tests {
         assert_eq!(
             o,
             Options {
+                help: false,
                 quick: true,
                 out: Some("d".into()),
                 libffi36: Some("/p".into()),
@@ -352,6 +367,7 @@ mod tests {
                 scale: Some(16_000_000),
             }
         );
+        assert!(parse(&os(&["--help"])).unwrap().help);
         assert!(parse(&os(&["--bogus"])).is_err());
         assert!(parse(&os(&["--out"])).is_err());
         assert!(parse(&os(&["--scale", "x"])).is_err());
