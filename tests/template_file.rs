@@ -21,8 +21,7 @@
 //! scripts/build-preload made), a C compiler and libffi-dev; fails loudly
 //! without them.
 
-mod procs;
-use procs::*;
+use statictramp_testkit::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,6 +35,7 @@ fn template_check() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
         build_c(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
             "template_check",
             &["-O1", "-g", "-Wall", "-Wextra"],
             &["-lffi"],
