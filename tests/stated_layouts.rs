@@ -92,7 +92,7 @@ fn union_i4() -> T {
 /// an argument (ffi64.c: `memcpy(&reg_args->sse[ssecount++].i32, a, 4)`);
 /// all 8 come back as a return.
 fn union_fd() -> T {
-    lay_data("union{float,double}", &[F32, F64], 8, 8, &[0..4])
+    lay_data("union{float,double}", &[F32, F64], 8, 8, 0..4)
 }
 
 /// struct {unsigned a:3, b:5, c:24}: one uint32 of storage, three elements.
@@ -133,12 +133,12 @@ fn ctypes_empty_field() -> T {
 /// sends one GPR and nothing for bytes 8..16 (libffi's own closure would
 /// take two GPRs and misread every later integer argument).
 fn ctypes_empty_restart() -> T {
-    lay_data("{llong,E,double}", &[S64, Zeroed, F64], 16, 8, &[0..8])
+    lay_data("{llong,E,double}", &[S64, Zeroed, F64], 16, 8, 0..8)
 }
 
 /// {char} stated as 16 bytes, 8-aligned: INTEGER, NO_CLASS.
 fn wide_char() -> T {
-    lay_data("{char}/16", &[U8], 16, 8, &[0..1])
+    lay_data("{char}/16", &[U8], 16, 8, 0..1)
 }
 
 /// `_pack_ = 1` {char, {int, int}} whose inner struct's `ffi_type` was left
@@ -147,7 +147,7 @@ fn wide_char() -> T {
 /// the inner struct as size 0, alignment 0: INTEGER, NO_CLASS, one GPR.
 fn packed_unlaid_nested() -> T {
     let unlaid = lay("{int,int} of size 0", &[S32, S32], 0, 0);
-    lay_data("packed{char,unlaid}", &[S8, unlaid], 9, 1, &[0..8])
+    lay_data("packed{char,unlaid}", &[S8, unlaid], 9, 1, 0..8)
 }
 
 fn all_types() -> Vec<T> {

@@ -81,7 +81,7 @@ pub struct Lay {
 
 /// A stated layout whose every byte is data.
 pub fn lay(name: &str, elems: &[T], size: usize, align: usize) -> T {
-    lay_data(name, elems, size, align, &[0..size])
+    lay_data(name, elems, size, align, 0..size)
 }
 
 /// A stated layout whose data are the bytes in `data`.
@@ -90,12 +90,10 @@ pub fn lay_data(
     elems: &[T],
     size: usize,
     align: usize,
-    data: &[std::ops::Range<usize>],
+    data: std::ops::Range<usize>,
 ) -> T {
     let mut d = vec![false; size];
-    for r in data {
-        d[r.clone()].fill(true);
-    }
+    d[data].fill(true);
     T::Lay(Box::new(Lay {
         name: name.into(),
         elems: elems.to_vec(),
