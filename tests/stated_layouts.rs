@@ -270,3 +270,34 @@ fn stated_layouts_win64() {
         )]);
     }
 }
+
+#[test]
+fn a_cif_reprepared_with_another_stated_layout_gets_a_new_plan() {
+    // Plans are cached per thread by cif address and confirmed by comparing
+    // the cif's types with the cached signature; a struct of stated layout
+    // must be compared by its stated size and alignment and its elements.
+    let elems = [S8, S32, F64];
+    let as_24 = lay("{char,int,double}/24", &elems, 24, 8); // MEMORY
+    let as_16 = lay("{char,int,double}/16", &elems, 16, 1); // INTEGER, SSE
+    // {double, E, long long}: E (alignment 0) restarts the walk, the long
+    // long merges into eightbyte 0: INTEGER. With libffi's ffi_type_void
+    // (size 1, alignment 1) the long long walks to 16: SSE.
+    let zeroed_void = lay_data("{double,E,llong}", &[F64, Zeroed, S64], 16, 8, 0..8);
+    let libffi_void = lay_data("{double,void,llong}", &[F64, Void, S64], 16, 8, 0..8);
+    let sigs = [
+        Sig::sysv(&[packed13(), S32], packed13()),
+        Sig::sysv(&[as_24.clone(), S32], as_24),
+        Sig::sysv(&[packed13(), S32], packed13()),
+        Sig::sysv(&[as_16.clone(), S32], as_16),
+        Sig::sysv(&[st(&elems), S32], st(&elems)),
+        Sig::sysv(&[zeroed_void.clone(), S32], S32),
+        Sig::sysv(&[libffi_void.clone(), S32], S32),
+        Sig::sysv(&[packed13(), S32], packed13()),
+    ];
+    let mut p = Prepared::new(&sigs[0]);
+    p.check();
+    for s in &sigs[1..] {
+        p.reprep(s);
+        p.check();
+    }
+}

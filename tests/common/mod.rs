@@ -707,6 +707,45 @@ impl Prepared {
         }
     }
 
+    /// Prepares the same cif (same address) again with `sig`'s types
+    /// through libffi's `ffi_prep_cif`, and the same closure on it: a plan
+    /// cached for the cif's address must not outlive the types it was made
+    /// for.
+    pub fn reprep(&mut self, sig: &Sig) {
+        assert!(sig.nfixed.is_none(), "reprep takes a fixed-argument cif");
+        let mut atypes: Vec<*mut ffi_type> = sig.args.iter().map(T::ffi).collect();
+        let rtype = sig.ret.ffi();
+        // SAFETY: the cif box is ours; the new type arrays are kept in self.
+        let st = unsafe {
+            ffi_prep_cif(
+                &mut *self.cif,
+                sig.abi,
+                sig.args.len() as u32,
+                rtype,
+                atypes.as_mut_ptr(),
+            )
+        };
+        assert_eq!(st, ffi_status_FFI_OK, "libffi ffi_prep_cif refused {sig}");
+        self.atypes = atypes;
+        self.rtype = rtype;
+        self.sig = sig.clone();
+        let ctx = self.ctx();
+        ctx.args = sig.args.clone();
+        ctx.ret = sig.ret.clone();
+        // SAFETY: our closure, re-prepared on the cif it already had.
+        let st = unsafe {
+            let cifp = (&raw mut *self.cif).cast::<FfiCif>();
+            capi::ffi_prep_closure_loc(
+                self.closure.cast(),
+                cifp,
+                Some(record),
+                self.ctx.cast(),
+                self.code,
+            )
+        };
+        assert_eq!(st, 0, "ffi_prep_closure_loc refused {sig}");
+    }
+
     #[allow(clippy::mut_from_ref)]
     pub fn ctx(&self) -> &mut Ctx {
         // SAFETY: the Ctx lives until drop; the handler only runs inside
