@@ -26,7 +26,7 @@
 //! A struct's `size` and `alignment` are taken as stated (libffi computes
 //! them only for a struct of size 0), and its elements are placed the way
 //! libffi's `classify_argument` walks them, not where the client's layout
-//! has them ([`classify_at`]):
+//! has them (`classify_at`):
 //! - the walk starts at the struct's own offset within its eightbyte
 //!   (`byte_offset % 8`, passed down), and each element goes at
 //!   `FFI_ALIGN(offset, element alignment)` after the previous one's end
