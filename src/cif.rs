@@ -6,6 +6,11 @@
 //! pointer is checked for NULL and every type validated, so a malformed cif
 //! gets `FFI_BAD_TYPEDEF` / `FFI_BAD_ABI` instead of a crash where that is
 //! detectable.
+//!
+//! A struct's size and alignment are read as stated, as libffi's
+//! `ffi_prep_cif` takes them (it computes them only for a struct of size
+//! 0): CPython's ctypes states packed, union and bitfield layouts that way.
+//! See `Type::validate` for what is refused.
 #![allow(unsafe_code)]
 
 use crate::arch;
@@ -128,7 +133,7 @@ pub unsafe fn read_cif(cif: *const FfiCif) -> Result<Signature, CifError> {
         // SAFETY: caller guarantees readable types.
         let t = unsafe { read_type(t, 0)? };
         if t.kind == Kind::Void {
-            return Err(CifError::BadType(TypeError::VoidMember));
+            return Err(CifError::BadType(TypeError::VoidArgument));
         }
         args.push(t);
     }
@@ -203,8 +208,8 @@ unsafe fn type_matches(t: *const FfiType, ty: &Type, depth: usize) -> bool {
     if got != code_of(&ty.kind) {
         return false;
     }
-    if got == code::VOID {
-        return true; // read_type ignores a void type's size and alignment
+    if got == code::VOID && depth == 0 {
+        return true; // read_type ignores a void return type's size and alignment
     }
     if ft.size as u64 != ty.size || u64::from(ft.alignment) != ty.align {
         return false;
@@ -230,7 +235,15 @@ unsafe fn type_matches(t: *const FfiType, ty: &Type, depth: usize) -> bool {
     }
 }
 
-/// Reads one `ffi_type` (recursively) and validates it.
+/// Reads one `ffi_type` (recursively); at depth 0 (an argument or return
+/// type) it also validates it (`Type::validate`, which checks the elements
+/// too).
+///
+/// A struct's size and alignment are read as stated. A `void` element keeps
+/// its stated size and alignment (CPython's ctypes gives a structure without
+/// `_fields_` a zeroed `ffi_type`: void, size 0, alignment 0, which libffi's
+/// classifier walks with `FFI_ALIGN(offset, 0) == 0`); a `void` argument or
+/// return type reads as [`Type::VOID`].
 ///
 /// # Safety
 /// `t` must be NULL or point to a readable `ffi_type`, recursively.
@@ -251,7 +264,12 @@ pub unsafe fn read_type(t: *const FfiType, depth: usize) -> Result<Type, CifErro
         Ok(Type { kind, size, align })
     };
     let ty = match ft.type_ {
-        code::VOID => Ok(Type::VOID),
+        code::VOID if depth == 0 => Ok(Type::VOID),
+        code::VOID => Ok(Type {
+            kind: Kind::Void,
+            size: ft.size as u64,
+            align: u64::from(ft.alignment),
+        }),
         code::INT | code::SINT32 => scalar(Kind::S32),
         code::UINT32 => scalar(Kind::U32),
         code::UINT8 => scalar(Kind::U8),
@@ -309,7 +327,9 @@ pub unsafe fn read_type(t: *const FfiType, depth: usize) -> Result<Type, CifErro
             align: ty.align,
         }));
     }
-    ty.validate().map_err(CifError::BadType)?;
+    if depth == 0 {
+        ty.validate().map_err(CifError::BadType)?;
+    }
     Ok(ty)
 }
 

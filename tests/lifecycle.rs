@@ -147,20 +147,37 @@ fn malformed_types_are_bad_typedef() {
     let (cl, code) = alloc(size_of::<ffi_closure>()).expect("alloc");
     unsafe {
         let s32 = &raw mut ffi_type_sint32;
-        let d = &raw mut ffi_type_double;
         let void = &raw mut ffi_type_void;
         let struct_null_elems = leak_type(8, 8, FFI_TYPE_STRUCT, null_mut());
         let two_ints = leak_elems(&[s32, s32]);
-        let struct_size_12 = leak_type(12, 4, FFI_TYPE_STRUCT, two_ints);
-        let struct_size_4 = leak_type(4, 4, FFI_TYPE_STRUCT, two_ints);
-        let struct_align_8 = leak_type(8, 8, FFI_TYPE_STRUCT, two_ints);
         let struct_empty = leak_type(0, 1, FFI_TYPE_STRUCT, leak_elems(&[]));
-        let struct_void_member = leak_type(4, 4, FFI_TYPE_STRUCT, leak_elems(&[s32, void]));
-        let nested_bad = leak_type(16, 8, FFI_TYPE_STRUCT, leak_elems(&[d, struct_size_12]));
+        let struct_size_0 = leak_type(0, 4, FFI_TYPE_STRUCT, two_ints);
+        let struct_align_0 = leak_type(8, 0, FFI_TYPE_STRUCT, two_ints);
+        let struct_align_3 = leak_type(8, 3, FFI_TYPE_STRUCT, two_ints);
+        let nested_null_elems = leak_type(
+            16,
+            8,
+            FFI_TYPE_STRUCT,
+            leak_elems(&[s32, struct_null_elems]),
+        );
+        let nested_align_12 = leak_type(
+            16,
+            8,
+            FFI_TYPE_STRUCT,
+            leak_elems(&[s32, leak_type(8, 12, FFI_TYPE_STRUCT, two_ints)]),
+        );
+        let nested_int_size_8 = leak_type(
+            16,
+            8,
+            FFI_TYPE_STRUCT,
+            leak_elems(&[s32, leak_type(8, 8, FFI_TYPE_SINT32, null_mut())]),
+        );
+        // A struct that contains itself: libffi would recurse forever.
+        let cyclic = leak_type(8, 8, FFI_TYPE_STRUCT, null_mut());
+        (*cyclic).elements = leak_elems(&[s32, cyclic]);
         let code77 = leak_type(4, 4, 77, null_mut());
         let int_size_8 = leak_type(8, 8, FFI_TYPE_SINT32, null_mut());
         let complex_int = leak_type(8, 4, FFI_TYPE_COMPLEX, leak_elems(&[s32]));
-        let ok_struct = leak_type(8, 4, FFI_TYPE_STRUCT, two_ints);
 
         let one = |t: *mut ffi_type| leak_elems(&[t]);
         let cases: Vec<(&str, ffi_cif)> = vec![
@@ -172,28 +189,32 @@ fn malformed_types_are_bad_typedef() {
                 "struct with NULL elements (ret)",
                 raw_cif(0, null_mut(), struct_null_elems),
             ),
-            (
-                "struct size 12 for {int,int}",
-                raw_cif(1, one(struct_size_12), s32),
-            ),
-            (
-                "struct size 4 for {int,int}",
-                raw_cif(1, one(struct_size_4), s32),
-            ),
-            (
-                "struct align 8 for {int,int}",
-                raw_cif(1, one(struct_align_8), s32),
-            ),
-            (
-                "struct size 12 for {int,int} (ret)",
-                raw_cif(0, null_mut(), struct_size_12),
-            ),
+            // ffi_prep_cif lays out a struct of size 0 and refuses it when
+            // it stays 0; one of size 0 with elements was never prepared.
             ("empty struct", raw_cif(1, one(struct_empty), s32)),
+            ("empty struct (ret)", raw_cif(0, null_mut(), struct_empty)),
+            ("{int,int} of size 0", raw_cif(1, one(struct_size_0), s32)),
+            // libffi's ffi_type_test (src/debug.c) asserts alignment > 0.
+            ("struct alignment 0", raw_cif(1, one(struct_align_0), s32)),
+            ("struct alignment 3", raw_cif(1, one(struct_align_3), s32)),
             (
-                "struct with void member",
-                raw_cif(1, one(struct_void_member), s32),
+                "struct alignment 3 (ret)",
+                raw_cif(0, null_mut(), struct_align_3),
             ),
-            ("nested bad struct", raw_cif(1, one(nested_bad), s32)),
+            (
+                "nested struct with NULL elements",
+                raw_cif(1, one(nested_null_elems), s32),
+            ),
+            (
+                "nested struct alignment 12",
+                raw_cif(1, one(nested_align_12), s32),
+            ),
+            (
+                "nested sint32 claiming size 8",
+                raw_cif(1, one(nested_int_size_8), s32),
+            ),
+            ("cyclic struct", raw_cif(1, one(cyclic), s32)),
+            ("cyclic struct (ret)", raw_cif(0, null_mut(), cyclic)),
             ("type code 77 (arg)", raw_cif(1, one(code77), s32)),
             ("type code 77 (ret)", raw_cif(0, null_mut(), code77)),
             ("sint32 claiming size 8", raw_cif(1, one(int_size_8), s32)),
@@ -235,12 +256,66 @@ fn malformed_types_are_bad_typedef() {
             "well-formed raw cif"
         );
         assert_eq!(call_ii(code, 20, 22), 42);
-        let good_struct = Box::leak(Box::new(raw_cif(1, one(ok_struct), s32)));
-        assert_eq!(
-            prep(cl, good_struct, h(add_plus_ud), null_mut(), code),
-            FFI_OK,
-            "{{int,int}} size 8"
+        free(cl);
+    }
+}
+
+#[test]
+fn stated_struct_layouts_are_accepted() {
+    // libffi's ffi_prep_cif takes a struct's nonzero size and alignment as
+    // stated (it lays out only structs of size 0), and CPython's ctypes
+    // states packed, union and bitfield layouts that way: each of these is
+    // FFI_OK (tests/stated_layouts.rs calls such closures).
+    let _g = serial();
+    let (cl, code) = alloc(size_of::<ffi_closure>()).expect("alloc");
+    unsafe {
+        let s32 = &raw mut ffi_type_sint32;
+        let d = &raw mut ffi_type_double;
+        let void = &raw mut ffi_type_void;
+        let two_ints = leak_elems(&[s32, s32]);
+        let size_12 = leak_type(12, 4, FFI_TYPE_STRUCT, two_ints);
+        let size_4 = leak_type(4, 4, FFI_TYPE_STRUCT, two_ints);
+        let align_8 = leak_type(8, 8, FFI_TYPE_STRUCT, two_ints);
+        let packed_13 = leak_type(
+            13,
+            1,
+            FFI_TYPE_STRUCT,
+            leak_elems(&[&raw mut ffi_type_sint8, s32, d]),
         );
+        let void_member = leak_type(4, 4, FFI_TYPE_STRUCT, leak_elems(&[s32, void]));
+        let zeroed_void = leak_type(0, 0, FFI_TYPE_VOID, null_mut());
+        let ctypes_no_fields = leak_type(4, 4, FFI_TYPE_STRUCT, leak_elems(&[zeroed_void, s32]));
+        let no_elements = leak_type(8, 8, FFI_TYPE_STRUCT, leak_elems(&[]));
+        let nested = leak_type(16, 8, FFI_TYPE_STRUCT, leak_elems(&[d, size_12]));
+        let one = |t: *mut ffi_type| leak_elems(&[t]);
+        for (what, cif) in [
+            ("{int,int} of size 12", raw_cif(1, one(size_12), s32)),
+            ("{int,int} of size 4", raw_cif(1, one(size_4), s32)),
+            ("{int,int} aligned 8", raw_cif(1, one(align_8), s32)),
+            (
+                "{int,int} of size 12 (ret)",
+                raw_cif(0, null_mut(), size_12),
+            ),
+            ("packed {char,int,double}", raw_cif(1, one(packed_13), s32)),
+            (
+                "packed {char,int,double} (ret)",
+                raw_cif(0, null_mut(), packed_13),
+            ),
+            ("{int, void}", raw_cif(1, one(void_member), s32)),
+            (
+                "{ctypes structure without _fields_, int}",
+                raw_cif(1, one(ctypes_no_fields), s32),
+            ),
+            ("no elements, size 8", raw_cif(1, one(no_elements), s32)),
+            ("nested stated layout", raw_cif(1, one(nested), s32)),
+        ] {
+            let cif = Box::leak(Box::new(cif));
+            assert_eq!(
+                prep(cl, cif, h(add_plus_ud), null_mut(), code),
+                FFI_OK,
+                "{what}"
+            );
+        }
         free(cl);
     }
 }

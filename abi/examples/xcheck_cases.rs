@@ -1,8 +1,18 @@
 //! Generates `cases.h` for the libffi cross-check in `abi/xcheck/`: random
 //! signatures as C `ffi_type`s, each with the Plan this crate computes.
 //!
+//! Besides C-layout structs (which libffi's `ffi_prep_cif` lays out), about
+//! one struct in three states its own size and alignment, as CPython's
+//! ctypes does (libffi takes them as stated): packed (`_pack_ = 1`),
+//! unions, bitfield-like storage shared by several elements, and layouts
+//! stated larger or smaller than the elements' C layout, with the odd
+//! element ctypes makes (a zeroed void `ffi_type`, an empty struct).
+//! Elements of such a struct have their layouts filled in, as ctypes has
+//! them (`ffi_prep_cif` lays out only argument and return types).
+//!
 //! Usage: `cargo run -p statictramp-abi --example xcheck_cases -- [N] [SEED]`
 //! (see `abi/xcheck/run.sh`).
+use statictramp_abi::types::ffi_align;
 use statictramp_abi::{Abi, ArgLoc, Ext, Kind, RetLoc, Signature, Type, classify};
 use std::fmt::Write;
 
@@ -85,12 +95,72 @@ fn ty(r: &mut Rng, depth: u32) -> Type {
                 }
             })
             .collect();
-        Type::structure(elems).unwrap()
+        let natural = Type::structure(elems).unwrap();
+        if r.below(3) == 0 {
+            stated(r, natural)
+        } else {
+            natural
+        }
     } else {
         // x87 types are rare inside structs.
         let allow = depth == 0 || r.below(6) == 0;
         scalar(r, allow)
     }
+}
+
+/// A struct with the elements of `natural` (plus, at times, an element
+/// ctypes makes) and a size and alignment stated as a client might: packed,
+/// a union, storage shared by bitfields, or simply larger or smaller.
+/// Alignments stay at most 16: libffi places stack arguments at absolute
+/// addresses, which agree with offsets from a 16-aligned stack only up to
+/// 16.
+fn stated(r: &mut Rng, natural: Type) -> Type {
+    let Kind::Struct(mut elems) = natural.kind else {
+        unreachable!()
+    };
+    match r.below(8) {
+        // A ctypes structure without _fields_: void, size 0, alignment 0.
+        0 => elems.insert(
+            r.below(elems.len() as u64 + 1) as usize,
+            Type {
+                kind: Kind::Void,
+                size: 0,
+                align: 0,
+            },
+        ),
+        // A ctypes structure with `_fields_ = []`.
+        1 => elems.insert(
+            r.below(elems.len() as u64 + 1) as usize,
+            Type {
+                kind: Kind::Struct(vec![]),
+                size: 0,
+                align: 1,
+            },
+        ),
+        _ => {}
+    }
+    let sum: u64 = elems.iter().map(|e| e.size).sum();
+    let max_size = elems.iter().map(|e| e.size).max().unwrap_or(0);
+    let max_align = elems.iter().map(|e| e.align).max().unwrap_or(1).max(1);
+    let (size, align) = match r.below(5) {
+        // _pack_ = 1: back to back.
+        0 => (sum, 1),
+        // A union of the elements.
+        1 => (max_size.next_multiple_of(max_align), max_align),
+        // Bitfields: the elements share storage the size of the largest.
+        2 => (max_size.max(1), max_align),
+        // Stated larger, up to 16-aligned.
+        3 => {
+            let align = max_align.max(1 << r.below(5));
+            ((natural.size + r.below(17)).next_multiple_of(align), align)
+        }
+        // Stated smaller, alignment possibly smaller too.
+        _ => (
+            1 + r.below(natural.size),
+            1 << r.below(u64::from(max_align.trailing_zeros()) + 1),
+        ),
+    };
+    Type::aggregate(elems, size.max(1), align).unwrap()
 }
 
 struct Emitter {
@@ -99,8 +169,22 @@ struct Emitter {
 }
 
 impl Emitter {
-    fn ty(&mut self, t: &Type) -> String {
+    /// The C expression for a pointer to `t`'s `ffi_type`. Structs of C
+    /// layout are left at size 0 for `ffi_prep_cif` to lay out, except
+    /// inside a struct of stated layout (`laid`), where libffi would not.
+    fn ty(&mut self, t: &Type, laid: bool) -> String {
         let name = match &t.kind {
+            Kind::Void if (t.size, t.align) != (1, 1) => {
+                let id = self.n;
+                self.n += 1;
+                let (size, align) = (t.size, t.align);
+                writeln!(
+                    self.out,
+                    "static ffi_type zv_{id} = {{{size}, {align}, FFI_TYPE_VOID, NULL}};"
+                )
+                .unwrap();
+                return format!("&zv_{id}");
+            }
             Kind::Void => "void",
             Kind::U8 => "uint8",
             Kind::S8 => "sint8",
@@ -120,19 +204,28 @@ impl Emitter {
                 _ => "complex_longdouble",
             },
             Kind::Struct(es) => {
-                let names: Vec<String> = es.iter().map(|e| self.ty(e)).collect();
+                // ffi_prep_cif lays out a struct of size 0 and, recursively,
+                // its elements of size 0 (refusing one that stays 0).
+                let natural = Type::structure(es.clone()).ok() == Some(t.clone())
+                    && es.iter().all(|e| e.size > 0);
+                let inner_laid = laid || !natural;
+                let names: Vec<String> = es.iter().map(|e| self.ty(e, inner_laid)).collect();
                 let id = self.n;
                 self.n += 1;
+                let (size, align) = if inner_laid {
+                    (t.size, t.align)
+                } else {
+                    (0, 0)
+                };
                 let o = &mut self.out;
+                let mut list = names.join(", ");
+                if !list.is_empty() {
+                    list.push_str(", ");
+                }
+                writeln!(o, "static ffi_type *el_{id}[] = {{{list}NULL}};").unwrap();
                 writeln!(
                     o,
-                    "static ffi_type *el_{id}[] = {{{}, NULL}};",
-                    names.join(", ")
-                )
-                .unwrap();
-                writeln!(
-                    o,
-                    "static ffi_type st_{id} = {{0, 0, FFI_TYPE_STRUCT, el_{id}}};"
+                    "static ffi_type st_{id} = {{{size}, {align}, FFI_TYPE_STRUCT, el_{id}}};"
                 )
                 .unwrap();
                 return format!("&st_{id}");
@@ -142,18 +235,32 @@ impl Emitter {
     }
 }
 
-/// Marks the bytes of `t` that hold data (not padding, not the 6 unused
-/// bytes of an x87 `long double`).
-fn mask(t: &Type, off: u64, m: &mut [u8]) {
+/// Marks the bytes of `t`, placed at `at`, that hold data as libffi's
+/// `classify_argument` walks the value (each element at
+/// `FFI_ALIGN(offset, alignment)` from the struct's offset in its
+/// eightbyte), within `lo..hi`: the eightbytes of the enclosing structs
+/// (libffi drops classes beyond them). Padding and the 6 unused bytes of an
+/// x87 `long double` are not marked. These are bytes libffi's `ffi_call`
+/// sends whether the value goes in registers (every classified eightbyte:
+/// whole, or its first 4 bytes if it holds only a `float` there) or in
+/// memory (all of it); so the harness compares exactly them.
+fn mask(t: &Type, at: u64, lo: u64, hi: u64, m: &mut [u8]) {
     match &t.kind {
         Kind::Struct(es) => {
-            for (e, o) in es.iter().zip(t.field_offsets()) {
-                mask(e, off + o, m)
+            let r = at % 8;
+            let start = at - r;
+            let words = (t.size + r).div_ceil(8);
+            let (lo, hi) = (lo.max(start), hi.min(start + 8 * words));
+            let mut off = r;
+            for e in es {
+                off = ffi_align(off, e.align);
+                mask(e, start + off, lo, hi, m);
+                off += e.size;
             }
         }
         Kind::Complex(e) => {
-            mask(e, off, m);
-            mask(e, off + e.size, m)
+            mask(e, at, lo, hi, m);
+            mask(e, at + e.size, lo, hi, m)
         }
         Kind::Void => {}
         _ => {
@@ -162,15 +269,28 @@ fn mask(t: &Type, off: u64, m: &mut [u8]) {
             } else {
                 t.size
             };
-            m[off as usize..(off + n) as usize].fill(b'x');
+            let end = (at + n).min(hi).min(m.len() as u64);
+            for b in at.max(lo)..end {
+                m[b as usize] = b'x';
+            }
         }
     }
 }
 
 fn mask_str(t: &Type) -> String {
     let mut m = vec![b'.'; t.size as usize];
-    mask(t, 0, &mut m);
+    mask(t, 0, 0, t.size, &mut m);
     format!("\"{}\"", String::from_utf8(m).unwrap())
+}
+
+/// The bytes of a returned struct the caller gets: all of them, padding too
+/// (libffi's `ffi_call` stores the return registers and copies the whole
+/// size; a memory return is written in place).
+fn ret_mask_str(t: &Type) -> String {
+    match t.kind {
+        Kind::Struct(_) => format!("\"{}\"", "x".repeat(t.size as usize)),
+        _ => mask_str(t),
+    }
 }
 
 fn main() {
@@ -202,8 +322,8 @@ fn main() {
         }
         let sig = Signature { abi, args, ret };
         let plan = classify(&sig).unwrap();
-        let anames: String = sig.args.iter().map(|a| e.ty(a) + ", ").collect();
-        let rname = e.ty(&sig.ret);
+        let anames: String = sig.args.iter().map(|a| e.ty(a, false) + ", ").collect();
+        let rname = e.ty(&sig.ret, false);
         let i = cases.len();
         writeln!(e.out, "static ffi_type *args_{i}[] = {{{anames}NULL}};").unwrap();
         let mut locs = String::new();
@@ -254,7 +374,7 @@ fn main() {
             sig.ret.align,
             plan.ret_buf,
             plan.scratch_size,
-            mask_str(&sig.ret)
+            ret_mask_str(&sig.ret)
         ));
     }
     print!("{}", e.out);

@@ -21,7 +21,12 @@ pub enum Kind {
     /// x87 80-bit extended precision stored in 16 bytes (x86_64 SysV).
     LongDouble,
     Pointer,
-    /// Fields in declaration order; offsets follow C layout rules.
+    /// Elements in declaration order (libffi's `elements`). The struct's
+    /// own `size` and `align` are authoritative: libffi lays out a struct
+    /// from its elements only when its size is 0 (`initialize_aggregate`),
+    /// and clients such as CPython's ctypes state other layouts (packed
+    /// structs, unions, bitfields). Classifiers walk the elements the way
+    /// libffi's do, not by C layout rules.
     Struct(Vec<Type>),
     /// `_Complex` of a floating-point element type.
     Complex(Box<Type>),
@@ -38,13 +43,15 @@ pub struct Type {
 /// A malformed type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TypeError {
-    /// A struct with no elements (libffi rejects these in `ffi_prep_cif`).
-    EmptyStruct,
-    /// A struct member of type void.
-    VoidMember,
-    /// Alignment zero or not a power of two.
+    /// An argument or return type of size 0. libffi's `ffi_prep_cif` lays
+    /// out every such struct from its elements and refuses it when the size
+    /// is still 0, so a cif that holds one was not prepared by libffi.
+    ZeroSize,
+    /// `void` where a value is needed (an argument).
+    VoidArgument,
+    /// Alignment not a power of two (or zero where libffi requires one).
     BadAlign(u64),
-    /// The stated size/alignment disagrees with the C layout of the elements.
+    /// A scalar whose size/alignment differ from what the ABI gives its kind.
     LayoutMismatch {
         stated_size: u64,
         stated_align: u64,
@@ -64,8 +71,8 @@ pub enum TypeError {
 impl core::fmt::Display for TypeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            TypeError::EmptyStruct => write!(f, "struct with no elements"),
-            TypeError::VoidMember => write!(f, "struct member of type void"),
+            TypeError::ZeroSize => write!(f, "argument or return type of size 0"),
+            TypeError::VoidArgument => write!(f, "argument of type void"),
             TypeError::BadAlign(a) => write!(f, "alignment {a} is not a power of two"),
             TypeError::LayoutMismatch {
                 stated_size,
@@ -74,7 +81,7 @@ impl core::fmt::Display for TypeError {
                 align,
             } => write!(
                 f,
-                "stated size/alignment {stated_size}/{stated_align} disagree with the layout of the elements ({size}/{align})"
+                "scalar stated as {stated_size}/{stated_align} bytes (size/alignment), the ABI gives {size}/{align}"
             ),
             TypeError::BadComplex => write!(f, "complex of a non-floating-point type"),
             TypeError::TooDeep => write!(f, "type nested too deeply (cyclic?)"),
@@ -121,14 +128,28 @@ impl Type {
     /// A 64-bit pointer.
     pub const POINTER: Type = Type::scalar(Kind::Pointer, 8);
 
-    /// A struct laid out by C rules from its elements.
+    /// A struct laid out by C rules from its elements (what libffi's
+    /// `initialize_aggregate` computes for a struct of size 0).
     pub fn structure(elems: Vec<Type>) -> Result<Type, TypeError> {
-        let (size, align) = struct_layout(&elems)?;
+        let (size, align) = natural_layout(&elems)?;
         Ok(Type {
             kind: Kind::Struct(elems),
             size,
             align,
         })
+    }
+
+    /// A struct with a stated size and alignment, as a client such as
+    /// CPython's ctypes builds it for a packed struct (`_pack_`), a union or
+    /// a struct with bitfields; checked like [`Type::validate`].
+    pub fn aggregate(elems: Vec<Type>, size: u64, align: u64) -> Result<Type, TypeError> {
+        let t = Type {
+            kind: Kind::Struct(elems),
+            size,
+            align,
+        };
+        t.validate()?;
+        Ok(t)
     }
 
     /// A complex type of `elem` (float, double or long double).
@@ -144,10 +165,37 @@ impl Type {
         })
     }
 
-    /// Checks that the stated size and alignment agree with the layout of
-    /// the elements, recursively; the result of reading a C `ffi_type` must
-    /// pass this before it is classified.
+    /// Checks `self` as an argument or return type: what libffi's
+    /// `ffi_type_test` (`src/debug.c`, the check a debug build of libffi
+    /// asserts on every argument and return type after `ffi_prep_cif`)
+    /// requires of it, and what any element needs to be classified.
+    ///
+    /// - A non-void argument or return type has a nonzero size
+    ///   ([`TypeError::ZeroSize`]) and a nonzero power-of-two alignment
+    ///   ([`TypeError::BadAlign`]). libffi takes a struct's stated size and
+    ///   alignment as they are, so they need not agree with the elements.
+    /// - Elements (at any depth) may have size 0 and alignment 0 (CPython's
+    ///   ctypes gives a structure without `_fields_` a zeroed `ffi_type`:
+    ///   void, size 0, alignment 0), may be `void`, and a struct may have no
+    ///   elements; libffi's classifiers handle each of these. An element's
+    ///   alignment other than 0 must be a power of two: libffi's `FFI_ALIGN`
+    ///   assumes one.
+    /// - Nesting deeper than [`MAX_DEPTH`] ([`TypeError::TooDeep`]: a cycle,
+    ///   on which libffi would recurse forever) and sizes over [`MAX_SIZE`]
+    ///   ([`TypeError::TooLarge`]) are refused; a complex type's element must
+    ///   be floating ([`TypeError::BadComplex`]).
+    ///
+    /// Scalars' sizes and alignments are the ABI's business (see
+    /// `x86_64::check_standard`).
     pub fn validate(&self) -> Result<(), TypeError> {
+        if self.kind != Kind::Void {
+            if self.size == 0 {
+                return Err(TypeError::ZeroSize);
+            }
+            if self.align == 0 {
+                return Err(TypeError::BadAlign(0));
+            }
+        }
         self.validate_depth(0)
     }
 
@@ -155,7 +203,7 @@ impl Type {
         if depth > MAX_DEPTH {
             return Err(TypeError::TooDeep);
         }
-        if self.align == 0 || !self.align.is_power_of_two() {
+        if self.align != 0 && !self.align.is_power_of_two() {
             return Err(TypeError::BadAlign(self.align));
         }
         if self.size > MAX_SIZE {
@@ -164,62 +212,37 @@ impl Type {
         match &self.kind {
             Kind::Struct(elems) => {
                 for e in elems {
-                    if e.kind == Kind::Void {
-                        return Err(TypeError::VoidMember);
-                    }
                     e.validate_depth(depth + 1)?;
                 }
-                let (size, align) = struct_layout(elems)?;
-                if size != self.size || align != self.align {
-                    return Err(TypeError::LayoutMismatch {
-                        stated_size: self.size,
-                        stated_align: self.align,
-                        size,
-                        align,
-                    });
-                }
             }
-            Kind::Complex(elem)
-                if !matches!(elem.kind, Kind::Float | Kind::Double | Kind::LongDouble) =>
-            {
-                return Err(TypeError::BadComplex);
+            Kind::Complex(elem) => {
+                if !matches!(elem.kind, Kind::Float | Kind::Double | Kind::LongDouble) {
+                    return Err(TypeError::BadComplex);
+                }
+                elem.validate_depth(depth + 1)?;
             }
             _ => {}
         }
         Ok(())
     }
+}
 
-    /// Byte offsets of a struct's elements (C layout); empty for non-structs.
-    pub fn field_offsets(&self) -> Vec<u64> {
-        let Kind::Struct(elems) = &self.kind else {
-            return Vec::new();
-        };
-        let mut off = 0u64;
-        elems
-            .iter()
-            .map(|e| {
-                off = off.next_multiple_of(e.align);
-                let here = off;
-                off += e.size;
-                here
-            })
-            .collect()
-    }
+/// libffi's `FFI_ALIGN(v, a)` (`include/ffi_common.h`):
+/// `(((v - 1) | (a - 1)) + 1)` in `size_t` arithmetic. For a power-of-two
+/// `a` it rounds `v` up to a multiple of `a`; for `a == 0` it gives 0, so an
+/// element of alignment 0 restarts libffi's offset count at 0.
+pub fn ffi_align(v: u64, a: u64) -> u64 {
+    (v.wrapping_sub(1) | a.wrapping_sub(1)).wrapping_add(1)
 }
 
 /// C layout of a struct: (size, align). libffi's `initialize_aggregate` does
 /// the same: each element at the next multiple of its alignment, the size
-/// rounded up to the struct's alignment.
-fn struct_layout(elems: &[Type]) -> Result<(u64, u64), TypeError> {
-    if elems.is_empty() {
-        return Err(TypeError::EmptyStruct);
-    }
+/// rounded up to the struct's alignment. An empty struct, or one whose
+/// elements take no room, has no natural layout (libffi refuses it).
+fn natural_layout(elems: &[Type]) -> Result<(u64, u64), TypeError> {
     let mut size = 0u64;
     let mut align = 1u64;
     for e in elems {
-        if e.kind == Kind::Void {
-            return Err(TypeError::VoidMember);
-        }
         if e.align == 0 || !e.align.is_power_of_two() {
             return Err(TypeError::BadAlign(e.align));
         }
@@ -228,6 +251,9 @@ fn struct_layout(elems: &[Type]) -> Result<(u64, u64), TypeError> {
         if size > MAX_SIZE {
             return Err(TypeError::TooLarge(size));
         }
+    }
+    if size == 0 {
+        return Err(TypeError::ZeroSize);
     }
     Ok((size.next_multiple_of(align), align))
 }

@@ -70,11 +70,15 @@ pub fn standard_layout(kind: &Kind) -> Option<(u64, u64)> {
 /// Checks that every scalar inside `t` (and every complex type) has the size
 /// and alignment x86_64 gives it.
 ///
-/// [`Type::validate`] checks struct layouts but takes a scalar's size and
-/// alignment on trust; a `uint8` claiming 3 bytes would make the register
-/// arithmetic below meaningless (libffi would silently misbehave), so it is
-/// reported as [`TypeError::LayoutMismatch`] (stated vs. standard layout).
-/// Must run after `validate` (which bounds the nesting depth).
+/// [`Type::validate`] takes a struct's stated size and alignment as they are
+/// (libffi does: clients state packed, union and bitfield layouts), but a
+/// scalar's layout is fixed by its kind: a `uint8` claiming 3 bytes would
+/// make the register arithmetic meaningless (libffi would silently
+/// misbehave; its predefined types and every ctypes field type carry the
+/// standard layouts), so it is reported as [`TypeError::LayoutMismatch`]
+/// (stated vs. standard layout). `void` (as an element, any stated layout)
+/// is not checked. Must run after `validate` (which bounds the nesting
+/// depth).
 pub(crate) fn check_standard(t: &Type) -> Result<(), ClassifyError> {
     let expect = match &t.kind {
         Kind::Void => return Ok(()),
@@ -236,27 +240,108 @@ mod tests {
 
     #[test]
     fn invalid_types_are_bad_type() {
-        let bad = Type {
-            kind: Kind::Struct(vec![Type::U8]),
-            size: 2,
-            align: 1,
-        };
-        assert!(matches!(
-            check_signature(std::slice::from_ref(&bad), &Type::VOID),
-            Err(ClassifyError::BadType(_))
-        ));
-        assert!(matches!(
-            check_signature(&[], &bad),
-            Err(ClassifyError::BadType(_))
-        ));
+        // What libffi's ffi_type_test asserts of argument and return types:
+        // nonzero size and alignment (src/debug.c:55-56).
         let empty = Type {
             kind: Kind::Struct(vec![]),
             size: 0,
             align: 1,
         };
         assert_eq!(
-            check_signature(&[empty], &Type::VOID),
-            Err(ClassifyError::BadType(TypeError::EmptyStruct))
+            check_signature(std::slice::from_ref(&empty), &Type::VOID),
+            Err(ClassifyError::BadType(TypeError::ZeroSize))
         );
+        assert_eq!(
+            check_signature(&[], &empty),
+            Err(ClassifyError::BadType(TypeError::ZeroSize))
+        );
+        let align0 = Type {
+            kind: Kind::Struct(vec![Type::U8]),
+            size: 1,
+            align: 0,
+        };
+        assert_eq!(
+            check_signature(&[align0], &Type::VOID),
+            Err(ClassifyError::BadType(TypeError::BadAlign(0)))
+        );
+        // Alignment not a power of two, at any depth.
+        let align3 = Type {
+            kind: Kind::Struct(vec![Type::U8; 3]),
+            size: 3,
+            align: 3,
+        };
+        assert_eq!(
+            check_signature(&[], &align3),
+            Err(ClassifyError::BadType(TypeError::BadAlign(3)))
+        );
+        let nested = Type::aggregate(vec![Type::U32], 4, 4).unwrap();
+        let nested_bad = Type {
+            kind: Kind::Struct(vec![Type::U8, align3]),
+            size: 4,
+            align: 1,
+        };
+        assert!(check_signature(&[nested], &Type::VOID).is_ok());
+        assert_eq!(
+            check_signature(&[nested_bad], &Type::VOID),
+            Err(ClassifyError::BadType(TypeError::BadAlign(3)))
+        );
+        // Too large, too deep.
+        let huge = Type {
+            kind: Kind::Struct(vec![Type::U8]),
+            size: crate::types::MAX_SIZE + 1,
+            align: 1,
+        };
+        assert!(matches!(
+            check_signature(&[huge], &Type::VOID),
+            Err(ClassifyError::BadType(TypeError::TooLarge(_)))
+        ));
+        let mut deep = Type::U8;
+        for _ in 0..=crate::types::MAX_DEPTH {
+            deep = Type {
+                kind: Kind::Struct(vec![deep]),
+                size: 1,
+                align: 1,
+            };
+        }
+        assert_eq!(
+            check_signature(&[deep], &Type::VOID),
+            Err(ClassifyError::BadType(TypeError::TooDeep))
+        );
+    }
+
+    #[test]
+    fn stated_layouts_are_accepted() {
+        // libffi takes a struct's nonzero size and alignment as stated
+        // (ffi_prep_cif lays out only structs of size 0): smaller or larger
+        // than the elements' C layout, and elements of size 0, alignment 0
+        // or type void (a ctypes Structure without _fields_).
+        let zeroed_void = Type {
+            kind: Kind::Void,
+            size: 0,
+            align: 0,
+        };
+        let empty = Type::aggregate(vec![], 0, 1);
+        assert_eq!(empty, Err(TypeError::ZeroSize));
+        let nested_empty = Type {
+            kind: Kind::Struct(vec![]),
+            size: 0,
+            align: 1,
+        };
+        for t in [
+            Type::aggregate(vec![Type::U8, Type::S32, Type::DOUBLE], 13, 1).unwrap(),
+            Type::aggregate(vec![Type::S32, Type::DOUBLE], 8, 8).unwrap(),
+            Type::aggregate(vec![Type::U32; 3], 4, 4).unwrap(),
+            Type::aggregate(vec![Type::U8], 64, 32).unwrap(),
+            Type::aggregate(vec![zeroed_void.clone(), Type::S32], 4, 4).unwrap(),
+            Type::aggregate(vec![nested_empty.clone(), Type::S32], 4, 4).unwrap(),
+            Type::aggregate(vec![Type::VOID], 8, 8).unwrap(),
+            Type::aggregate(vec![], 8, 8).unwrap(),
+        ] {
+            assert_eq!(
+                check_signature(std::slice::from_ref(&t), &t),
+                Ok(()),
+                "{t:?}"
+            );
+        }
     }
 }

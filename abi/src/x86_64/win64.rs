@@ -141,7 +141,6 @@ pub fn classify(sig: &Signature) -> Result<Plan, ClassifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TypeError;
     use ArgLoc::{Frame, FramePtr, Stack, StackPtr};
 
     use crate::x86_64::test_types::{cx, st};
@@ -498,6 +497,63 @@ mod tests {
     }
 
     #[test]
+    fn stated_layouts_go_by_size() {
+        // ffiw64.c decides by the stated size alone (by value if 1, 2, 4 or
+        // 8 bytes, else by reference; the same for returns), so packed
+        // structs, unions and bitfield structs (as CPython's ctypes states
+        // them) need nothing else.
+        let packed13 = Type::aggregate(vec![Type::S8, Type::S32, Type::DOUBLE], 13, 1).unwrap();
+        let packed3 = Type::aggregate(vec![Type::S8, Type::S16], 3, 1).unwrap();
+        let packed33 = Type::aggregate(
+            vec![
+                Type::S8,
+                Type::DOUBLE,
+                Type::DOUBLE,
+                Type::DOUBLE,
+                Type::DOUBLE,
+            ],
+            33,
+            1,
+        )
+        .unwrap();
+        let union_id = Type::aggregate(vec![Type::S32, Type::DOUBLE], 8, 8).unwrap();
+        let union_fd = Type::aggregate(vec![Type::FLOAT, Type::DOUBLE], 8, 8).unwrap();
+        let bits = Type::aggregate(vec![Type::U32; 3], 4, 4).unwrap();
+        let packed2 = Type::aggregate(vec![Type::S8, Type::S8], 2, 1).unwrap();
+        assert_eq!(
+            args_of(vec![
+                packed13.clone(),
+                union_id.clone(),
+                bits.clone(),
+                union_fd.clone(),
+                packed3,
+                packed2.clone(),
+                packed33.clone(),
+            ]),
+            vec![
+                FramePtr(gpr(0)),
+                Frame(gpr(1)),
+                Frame(gpr(2)),
+                Frame(gpr(3)),
+                StackPtr(32),
+                Stack(40),
+                StackPtr(48)
+            ]
+        );
+        for abi in [Abi::Win64, Abi::GnuW64] {
+            assert_eq!(ret_of(abi, union_id.clone()), rax(8, Ext::Zero));
+            assert_eq!(ret_of(abi, union_fd.clone()), rax(8, Ext::Zero));
+            assert_eq!(ret_of(abi, bits.clone()), rax(4, Ext::Zero));
+            assert_eq!(ret_of(abi, packed2.clone()), rax(2, Ext::Zero));
+            assert_eq!(ret_of(abi, packed13.clone()), MEM);
+            assert_eq!(ret_of(abi, packed33.clone()), MEM);
+        }
+        // A memory return shifts the arguments by one slot.
+        let p = plan_for(Abi::Win64, vec![union_id], packed13);
+        assert_eq!(p.args, vec![Frame(gpr(1))]);
+    }
+
+    #[test]
     fn errors() {
         let e = classify(&Signature {
             abi: Abi::Win64,
@@ -505,20 +561,33 @@ mod tests {
             ret: Type::VOID,
         });
         assert_eq!(e, Err(ClassifyError::Unsupported("void argument")));
-        let bad = Type {
-            kind: Kind::Struct(vec![Type::U8, Type::U32]),
-            size: 5,
-            align: 1,
-        };
-        let e = classify(&Signature {
-            abi: Abi::GnuW64,
-            args: vec![bad],
-            ret: Type::VOID,
-        });
-        assert!(matches!(
-            e,
-            Err(ClassifyError::BadType(TypeError::LayoutMismatch { .. }))
-        ));
+        // A scalar must have its standard layout; a struct of size 0 is
+        // not an argument.
+        for bad in [
+            Type {
+                kind: Kind::Struct(vec![
+                    Type::U8,
+                    Type {
+                        size: 2,
+                        ..Type::U32
+                    },
+                ]),
+                size: 5,
+                align: 1,
+            },
+            Type {
+                kind: Kind::Struct(vec![]),
+                size: 0,
+                align: 1,
+            },
+        ] {
+            let e = classify(&Signature {
+                abi: Abi::GnuW64,
+                args: vec![bad],
+                ret: Type::VOID,
+            });
+            assert!(matches!(e, Err(ClassifyError::BadType(_))), "{e:?}");
+        }
         let e = classify(&Signature {
             abi: Abi::SysV64,
             args: vec![],
