@@ -5,7 +5,7 @@
  * every `#define NAME value` line into Rust constants (src/layout.rs includes
  * them), and the runtime const-asserts its #[repr(C)] structs against them;
  * build.rs also checks the FRAME_* values against statictramp-abi's
- * x86_64::frame module.
+ * x86_64::frame module and the RET_KIND_* values against its RetKind.
  */
 
 /* ---- trampoline slots ------------------------------------------------- */
@@ -117,7 +117,7 @@
 #define FRAME_STACK_PTR 144
 #define FRAME_SIZE 160
 
-/* Dispatcher return codes (statictramp-abi RetKind). */
+/* Dispatcher return codes (statictramp-abi RetKind, checked by build.rs). */
 #define RET_KIND_REGS 0
 #define RET_KIND_X87 1
 #define RET_KIND_X87_PAIR 2
