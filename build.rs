@@ -134,4 +134,22 @@ fn main() {
         Path::new("asm/common.h").display()
     );
     build.compile("statictramp_asm");
+
+    for arg in cdylib_link_args(&arch) {
+        println!("cargo:rustc-cdylib-link-arg={arg}");
+    }
+}
+
+/// Linker arguments for the cdylib. x86: mark it for CET shadow stacks
+/// (GNU_PROPERTY_X86_FEATURE_1_SHSTK). The linker ANDs the feature bits of
+/// its inputs and the Rust objects carry none, so the note in our assembly
+/// (asm/common.h) cannot do it; an unmarked library turns shadow stacks off
+/// for the whole process. Every call in it is matched by a ret. Not IBT:
+/// Rust code has no endbr64 landing pads (-Zcf-protection is unstable and
+/// std is built without it). GNU ld, lld and mold accept `-z shstk`.
+fn cdylib_link_args(arch: &str) -> &'static [&'static str] {
+    match arch {
+        "x86_64" => &["-Wl,-z,shstk"],
+        _ => &[],
+    }
 }

@@ -23,4 +23,4 @@ ENTRY(statictramp_entry_trap)
 	.cfi_endproc
 END(statictramp_entry_trap)
 
-GNU_STACK
+FILE_NOTES

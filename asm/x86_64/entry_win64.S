@@ -100,4 +100,4 @@ ENTRY(statictramp_entry_win64)
 	.cfi_endproc
 END(statictramp_entry_win64)
 
-GNU_STACK
+FILE_NOTES

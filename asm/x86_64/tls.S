@@ -27,4 +27,4 @@
 statictramp_thread_state:
 	.zero	8
 
-GNU_STACK
+FILE_NOTES
