@@ -27,6 +27,11 @@
 #include "../common.h"
 #include "layout.h"
 
+/* The Rust dispatcher (src/dispatch.rs), called directly: hidden, so the
+ * linked symbol is neither exported nor interposable (the visibility of
+ * any reference applies to the definition). */
+	.hidden	statictramp_dispatch
+
 /* Saves the SysV argument registers into the frame at %rsp. */
 .macro SAVE_ARGS
 	movq	%rdi, FRAME_GPR+0(%rsp)
@@ -84,7 +89,7 @@ ENTRY(statictramp_entry_sysv)
 	movl	PLAN_SCRATCH(%rax), %eax	/* multiple of 16 */
 	subq	%rax, %rsp
 	movq	%rsp, %rdx			/* arg 3: scratch */
-	call	statictramp_dispatch@PLT
+	call	statictramp_dispatch
 	leaq	-FRAME_SIZE(%rbp), %rcx		/* frame */
 	cmpl	$RET_KIND_REGS, %eax
 	jne	1f

@@ -24,6 +24,11 @@
 #include "../common.h"
 #include "layout.h"
 
+/* The Rust dispatcher (src/dispatch.rs), called directly: hidden, so the
+ * linked symbol is neither exported nor interposable (the visibility of
+ * any reference applies to the definition). */
+	.hidden	statictramp_dispatch
+
 	.text
 
 ENTRY(statictramp_entry_win64)
@@ -67,7 +72,7 @@ ENTRY(statictramp_entry_win64)
 	movl	PLAN_SCRATCH(%rax), %eax
 	subq	%rax, %rsp
 	movq	%rsp, %rdx			/* arg 3: scratch */
-	call	statictramp_dispatch@PLT
+	call	statictramp_dispatch
 	leaq	-WIN64_FRAME_SIZE(%rbp), %rcx	/* frame */
 	movq	WIN64_SAVE_RSI(%rcx), %rsi
 	movq	WIN64_SAVE_RDI(%rcx), %rdi
