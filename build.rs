@@ -129,6 +129,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     println!("cargo:rerun-if-changed={}", header.display());
+    // The directory too, for the headers the .S files include.
+    println!("cargo:rerun-if-changed={}", root.join(dir).display());
     println!(
         "cargo:rerun-if-changed={}",
         Path::new("asm/common.h").display()

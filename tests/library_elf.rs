@@ -11,8 +11,8 @@
 //!   dispatcher and trap function would otherwise be interposable): only
 //!   `statictramp_owns_code`.
 //!
-//! The cdylib and the staticlib are the ones cargo built beside this test's
-//! directory (target/<profile>/); the preload library comes from
+//! The cdylib and the staticlib are the ones cargo built for this test run
+//! (beside the test binary); the preload library comes from
 //! STATICTRAMP_PRELOAD (scripts/test.sh builds and sets it). Missing tools
 //! or files fail the tests.
 
@@ -21,16 +21,13 @@ use procs::*;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `target/<profile>/<name>`: integration tests run from
-/// `target/<profile>/deps/`, and cargo builds the library's cdylib and
-/// staticlib there before them.
+/// The library file `name` that cargo built for this test run. Cargo
+/// builds the library (rlib, cdylib and staticlib at once) into
+/// `target/<profile>/deps/`, next to this test binary, before the tests;
+/// the copies in `target/<profile>/` are only refreshed by `cargo build`.
 fn built(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("test binary in target/<profile>/deps");
-    let p = dir.join(name);
+    let p = exe.parent().expect("test binary's directory").join(name);
     assert!(
         p.is_file(),
         "{} was not built (cargo builds the cdylib and staticlib with the library)",
@@ -74,7 +71,11 @@ fn x86_features(notes: &str) -> Vec<(String, Vec<String>)> {
 fn library_features(lib: &std::path::Path) -> Vec<String> {
     let notes = tool("readelf", &["-nW"], lib);
     let mut f = x86_features(&notes);
-    assert!(f.len() <= 1, "{}: several feature notes:\n{notes}", lib.display());
+    assert!(
+        f.len() <= 1,
+        "{}: several feature notes:\n{notes}",
+        lib.display()
+    );
     f.pop().map(|(_, bits)| bits).unwrap_or_default()
 }
 
@@ -177,8 +178,10 @@ fn assembled_objects_carry_ibt_and_shstk() {
     assert!(!stems.is_empty(), "no .S files in {}", dir.display());
     for stem in &stems {
         let suffix = format!("-{stem}.o)");
-        let found: Vec<&(String, Vec<String>)> =
-            marked.iter().filter(|(f, _)| f.ends_with(&suffix)).collect();
+        let found: Vec<&(String, Vec<String>)> = marked
+            .iter()
+            .filter(|(f, _)| f.ends_with(&suffix))
+            .collect();
         assert!(
             found.len() == 1,
             "{stem}.S: expected one member *{suffix} with an x86 feature note in {}; notes:\n{notes}",
