@@ -1,11 +1,19 @@
 //! This thread's state: its cache of (slot, record) pairs and its cache of
-//! plans by cif address, reached through one initial-exec TLS word
-//! (`statictramp_thread_state`, asm/x86_64/tls.S).
+//! plans by cif address, reached through one TLS word
+//! (`statictramp_thread_state`, asm/x86_64/tls.S) read with a TLS
+//! descriptor.
 //!
 //! Why not `thread_local!`: in a shared object (the preload library, or the
 //! staticlib linked into a Python extension) Rust's thread locals use the
 //! general-dynamic model, a call to `__tls_get_addr` per access; the
-//! alloc/prep/free cycle made three. The TLS word costs two instructions.
+//! alloc/prep/free cycle made three. The descriptor costs five instructions
+//! when the library's TLS is static (three in an executable, where the
+//! linker relaxes it), about twenty when it is dynamic. Why not the
+//! initial-exec model (two instructions): it makes the library
+//! DF_STATIC_TLS, and a dlopen then fails ("cannot allocate memory in
+//! static TLS block") once other objects have used up glibc's small surplus
+//! of static TLS, which must hold the library's whole TLS block (Rust's
+//! std included, 0xd0 bytes in the preload library), not just this word.
 //!
 //! The word is 0 until the thread first needs its state, then points at a
 //! heap-allocated [`ThreadState`], and is set to [`DEAD`] when a
@@ -52,18 +60,31 @@ pub struct Inner {
 #[inline(always)]
 fn word() -> *mut usize {
     let p: usize;
-    // SAFETY: on x86_64 Linux %fs:0 holds the thread pointer itself (the
-    // TLS ABI's TCB self-pointer), and the GOT entry named by
-    // @gottpoff holds the offset of `statictramp_thread_state` (an 8-byte
-    // .tbss object, asm/x86_64/tls.S) from it, fixed when the object was
-    // loaded. The sum is this thread's copy of the word. Reads only memory
-    // that is constant for the thread, so `pure` lets the compiler reuse it.
+    // SAFETY: a TLS descriptor access (the x86_64 "gnu2" dialect): the
+    // R_X86_64_TLSDESC pair that `@tlsdesc` names holds a resolver function
+    // and its argument, filled in by the dynamic linker; called with rax =
+    // the pair, it returns the offset of this thread's copy of
+    // `statictramp_thread_state` (an 8-byte .tbss object, asm/x86_64/tls.S)
+    // from the thread pointer, which %fs:0 holds (the TLS ABI's TCB
+    // self-pointer). The resolver returns a constant offset when the
+    // module's TLS is static (loaded at startup, or dlopened while glibc's
+    // surplus had room) and otherwise finds (on a thread's first access,
+    // allocates) the dynamic block. In an executable the linker relaxes the
+    // sequence to a constant. Not `nostack`: the call pushes a return
+    // address. Clobbers: the descriptor ABI promises that only rax changes,
+    // but glibc before 2.40 (bug 31372) calls C code on the allocating
+    // path saving only the integer registers, so the call is declared as a
+    // C call. The memory it may write (the new block) is not reachable by
+    // Rust code until it returns, so the block counts as `readonly`, and
+    // `pure` lets the compiler reuse the address within a thread.
     unsafe {
         std::arch::asm!(
-            "movq %fs:0, {p}",
-            "addq statictramp_thread_state@gottpoff(%rip), {p}",
-            p = out(reg) p,
-            options(att_syntax, pure, readonly, nostack),
+            "leaq statictramp_thread_state@tlsdesc(%rip), %rax",
+            "call *statictramp_thread_state@tlscall(%rax)",
+            "addq %fs:0, %rax",
+            out("rax") p,
+            clobber_abi("C"),
+            options(att_syntax, pure, readonly),
         );
     }
     p as *mut usize

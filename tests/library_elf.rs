@@ -18,23 +18,7 @@
 
 mod procs;
 use procs::*;
-use std::path::PathBuf;
 use std::process::Command;
-
-/// The library file `name` that cargo built for this test run. Cargo
-/// builds the library (rlib, cdylib and staticlib at once) into
-/// `target/<profile>/deps/`, next to this test binary, before the tests;
-/// the copies in `target/<profile>/` are only refreshed by `cargo build`.
-fn built(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let p = exe.parent().expect("test binary's directory").join(name);
-    assert!(
-        p.is_file(),
-        "{} was not built (cargo builds the cdylib and staticlib with the library)",
-        p.display()
-    );
-    p
-}
 
 /// Runs a binutils tool and returns its stdout; failure fails the test.
 fn tool(name: &str, args: &[&str], file: &std::path::Path) -> String {
@@ -156,14 +140,14 @@ fn preload_library_is_marked_for_shadow_stacks() {
 
 #[test]
 fn cdylib_is_marked_for_shadow_stacks() {
-    assert_cet_marked(&built("libstatictramp.so"));
+    assert_cet_marked(&built_library("libstatictramp.so"));
 }
 
 /// Every object assembled from asm/<arch>/*.S is in the staticlib as
 /// `<hash>-<stem>.o` and carries IBT and SHSTK.
 #[test]
 fn assembled_objects_carry_ibt_and_shstk() {
-    let lib = built("libstatictramp.a");
+    let lib = built_library("libstatictramp.a");
     let notes = tool("readelf", &["-nW"], &lib);
     let marked = x86_features(&notes);
     let dir = manifest_dir().join("asm").join(std::env::consts::ARCH);
@@ -197,7 +181,7 @@ fn assembled_objects_carry_ibt_and_shstk() {
 
 #[test]
 fn cdylib_exports_no_internal_symbols() {
-    let lib = built("libstatictramp.so");
+    let lib = built_library("libstatictramp.so");
     let syms = tool("nm", &["-D", "--defined-only"], &lib);
     let ours: Vec<&str> = syms
         .lines()

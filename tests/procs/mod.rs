@@ -49,10 +49,16 @@ pub fn preload() -> PathBuf {
 /// renamed, because concurrent test runs may share the directory; callers
 /// keep the result in a `OnceLock` to build once per run.
 pub fn build_c(name: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
+    build_c_as(name, name, flags, libs)
+}
+
+/// As [`build_c`], writing the output as `out` (for several builds of one
+/// source, e.g. shared objects with different `-D` flags).
+pub fn build_c_as(name: &str, out: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
     let src = manifest_dir().join("compat/c").join(format!("{name}.c"));
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let exe = dir.join(name);
-    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    let exe = dir.join(out);
+    let tmp = dir.join(format!("{out}.{}", std::process::id()));
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
     let out = output(
         Command::new(&cc)
@@ -71,4 +77,20 @@ pub fn build_c(name: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
     );
     std::fs::rename(&tmp, &exe).unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
     exe
+}
+
+/// The library file `name` (`libstatictramp.so`, the cdylib, or
+/// `libstatictramp.a`) cargo built for this test run. Cargo
+/// builds the library (rlib, cdylib and staticlib at once) into
+/// `target/<profile>/deps/`, next to the test binary, before the tests;
+/// the copies in `target/<profile>/` are only refreshed by `cargo build`.
+pub fn built_library(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let p = exe.parent().expect("test binary's directory").join(name);
+    assert!(
+        p.is_file(),
+        "{} was not built (cargo builds the cdylib and staticlib with the library)",
+        p.display()
+    );
+    p
 }
