@@ -72,9 +72,9 @@ fn word() -> *mut usize {
     // allocates) the dynamic block. In an executable the linker relaxes the
     // sequence to a constant. Not `nostack`: the call pushes a return
     // address. Clobbers: the descriptor ABI promises that only rax changes,
-    // but glibc before 2.40 (bug 31372) calls C code on the allocating
-    // path saving only the integer registers, so the call is declared as a
-    // C call. The memory it may write (the new block) is not reachable by
+    // but a glibc without the fix for its bug 31372 (upstream 2.40; Debian
+    // 12's 2.36 lacks it) calls C code on the allocating path saving only
+    // the integer registers, so the call is declared as a C call. The memory it may write (the new block) is not reachable by
     // Rust code until it returns, so the block counts as `readonly`, and
     // `pure` lets the compiler reuse the address within a thread.
     unsafe {
