@@ -13,8 +13,8 @@
 //! must hold the library's whole TLS block (Rust's std included, 0xd0 bytes
 //! in the preload library), not just this word. Why the offset is cached
 //! when it is static (see [`word`]): calling the descriptor on every access
-//! made the alloc/prep/call/free cycle 2.4 ns slower than initial-exec;
-//! with the cached offset it is as fast.
+//! made the alloc/prep/call/free cycle about 3 ns slower than initial-exec
+//! (of ~23); with the cached offset it is as fast, within the noise.
 //!
 //! The word is 0 until the thread first needs its state, then points at a
 //! heap-allocated [`ThreadState`], and is set to [`DEAD`] when a
