@@ -186,8 +186,8 @@ fn classify(desc: usize, off: usize) -> usize {
     // words in its GOT, which stays mapped and readable.
     let (resolver, arg) = unsafe { (*(desc as *const usize), *((desc + 8) as *const usize)) };
     // SAFETY: the resolver is a function of the dynamic linker, whose code
-    // is mapped readable (ELF text segments are R+X); at most its first 9
-    // bytes are read, and fewer unless it begins with endbr64.
+    // is mapped readable (ELF text segments are R+X); its first 5 bytes
+    // are read, 9 if it begins with endbr64.
     if arg == off && unsafe { returns_its_argument(resolver as *const u8) } {
         off
     } else {
