@@ -1,12 +1,15 @@
 //! This thread's state: its cache of (slot, record) pairs and its cache of
-//! plans by cif address, reached through one initial-exec TLS word
+//! plans by cif address, reached through one TLS word
 //! (`statictramp_thread_state`, defined in the assembly of each
-//! architecture and reached by `crate::arch::tls_word`).
+//! architecture and reached by `crate::arch::tls_word`; x86_64: a TLS
+//! descriptor whose offset is cached when it is static,
+//! src/arch/x86_64/tls.rs).
 //!
 //! Why not `thread_local!`: in a shared object (the preload library, or the
 //! staticlib linked into a Python extension) Rust's thread locals use the
 //! general-dynamic model, a call to `__tls_get_addr` per access; the
-//! alloc/prep/free cycle made three. The TLS word costs two instructions.
+//! alloc/prep/free cycle made three. The word needs no static TLS (see the
+//! architecture's module for how it is reached and why).
 //!
 //! The word is 0 until the thread first needs its state, then points at a
 //! heap-allocated [`ThreadState`], and is set to [`DEAD`] when a

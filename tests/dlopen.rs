@@ -1,7 +1,8 @@
 //! The preload library loaded late, with dlopen, by a program that does not
-//! link it: its initial-exec TLS word (asm/x86_64/tls.S,
-//! src/thread_state.rs) then lives in glibc's surplus static TLS, and dlopen
-//! must set it up in threads that already exist as well as in later ones.
+//! link it: its TLS word (asm/x86_64/tls.S, src/thread_state.rs), reached
+//! through a TLS descriptor, lives in glibc's surplus static TLS when there
+//! is room, else in dynamically allocated TLS, and dlopen must set it up in
+//! threads that already exist as well as in later ones.
 //!
 //! compat/c/dlopen_check.c (linked with -lffi -ldl -lpthread only) dlopens
 //! `$STATICTRAMP_PRELOAD` with RTLD_NOW | RTLD_LOCAL (no LD_PRELOAD), takes
@@ -9,9 +10,15 @@
 //! cycles in the main thread, 4 threads created after the dlopen and 1
 //! created before it, checking every result; the threads then exit.
 //!
-//! A second test reads the library's ELF dynamic section: it must carry
-//! DF_STATIC_TLS in DT_FLAGS (the linker sets it for initial-exec TLS in a
-//! shared object), so the first test really covers that TLS model.
+//! A second run first uses up glibc's surplus static TLS with other
+//! objects' initial-exec blocks (compat/c/tls_hog.c, as Python extensions
+//! loaded earlier may have): the library must still load and serve
+//! closures. An initial-exec library (DF_STATIC_TLS) is refused there with
+//! "cannot allocate memory in static TLS block".
+//!
+//! A third test reads the ELF dynamic sections of the preload library and
+//! the cdylib: no DF_STATIC_TLS in DT_FLAGS and no R_X86_64_TPOFF64
+//! relocation (initial-exec), so both load wherever TLS can be allocated.
 //!
 //! Needs `STATICTRAMP_PRELOAD` (scripts/test.sh sets it to the library
 //! scripts/build-preload made), a C compiler and libffi-dev; fails loudly
@@ -43,20 +50,47 @@ fn dlopen_check() -> &'static Path {
     })
 }
 
-/// Runs dlopen_check on `lib`, without LD_PRELOAD.
-fn run(lib: &Path) -> std::process::Output {
+/// Runs dlopen_check on `lib` with `args` after it, without LD_PRELOAD.
+fn run(lib: &Path, args: &[PathBuf]) -> std::process::Output {
     output(
         Command::new(dlopen_check())
             .arg(lib)
+            .args(args)
             .env_remove("LD_PRELOAD")
-            .env_remove("LD_DEBUG"),
+            .env_remove("LD_DEBUG")
+            .env_remove("GLIBC_TUNABLES"),
     )
 }
 
-#[test]
-fn dlopened_library_serves_closures_in_threads_before_and_after_dlopen() {
-    let lib = preload();
-    let out = run(&lib);
+/// dlopen_check's arguments that use up the surplus static TLS first:
+/// `--fill-static-tls PROBE HOG...` with hogs of 64 KiB down to 16 bytes
+/// (each loaded if it fits, so what is left ends up under 16 bytes) and a
+/// 16-byte probe that must then be refused.
+fn fill_static_tls_args() -> &'static [PathBuf] {
+    static ARGS: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    ARGS.get_or_init(|| {
+        let hog = |size: u32, out: &str| {
+            build_c_as(
+                Path::new(env!("CARGO_TARGET_TMPDIR")),
+                "tls_hog",
+                out,
+                &["-shared", "-fPIC", "-O1", &format!("-DHOG_SIZE={size}")],
+                &[],
+            )
+        };
+        let mut args = vec![
+            PathBuf::from("--fill-static-tls"),
+            hog(16, "tls_hog_probe.so"),
+        ];
+        for k in (4..=16).rev() {
+            args.push(hog(1 << k, &format!("tls_hog_{}.so", 1u32 << k)));
+        }
+        args
+    })
+}
+
+/// Asserts that dlopen_check succeeded and printed the expected summary.
+fn assert_served(lib: &Path, out: &std::process::Output) {
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert_eq!(
@@ -90,13 +124,37 @@ fn dlopened_library_serves_closures_in_threads_before_and_after_dlopen() {
     );
 }
 
+#[test]
+fn dlopened_library_serves_closures_in_threads_before_and_after_dlopen() {
+    let lib = preload();
+    assert_served(&lib, &run(&lib, &[]));
+}
+
+/// Other objects have taken all of glibc's surplus static TLS before the
+/// library is dlopened (dlopen_check proves it: a 16-byte initial-exec
+/// block no longer fits): it must still load and serve closures in threads.
+#[test]
+fn dlopened_library_loads_when_static_tls_is_used_up() {
+    let lib = preload();
+    let out = run(&lib, fill_static_tls_args());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("static_tls filled ") && l.ends_with(" probe=refused")),
+        "dlopen_check did not use up static TLS first:\nstdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    assert_served(&lib, &out);
+}
+
 /// The program's own checks hold: a missing library fails loudly (status 2
 /// with dlerror's message), and so does one already loaded (LD_PRELOAD), which
 /// would not be a late load.
 #[test]
 fn dlopen_check_refuses_what_would_not_test_a_late_load() {
     let missing = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-such-library.so");
-    let out = run(&missing);
+    let out = run(&missing, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("dlopen(") && text(&out.stderr).contains("no-such-library.so"),
@@ -173,11 +231,12 @@ fn dt_flags_and_tls(b: &[u8]) -> (Option<u64>, Option<u64>) {
     (flags, tls)
 }
 
-#[test]
-fn preload_library_is_marked_static_tls() {
-    let lib = preload();
-    let bytes =
-        std::fs::read(&lib).unwrap_or_else(|e| panic!("cannot read {}: {e}", lib.display()));
+/// The library needs no static TLS: no DF_STATIC_TLS, no initial-exec
+/// relocation (R_X86_64_TPOFF64/32); its TLS word is reached through a TLS
+/// descriptor (R_X86_64_TLSDESC), which glibc resolves to static TLS when
+/// there is room and to dynamic TLS otherwise.
+fn assert_needs_no_static_tls(lib: &Path) {
+    let bytes = std::fs::read(lib).unwrap_or_else(|e| panic!("cannot read {}: {e}", lib.display()));
     let (flags, tls) = dt_flags_and_tls(&bytes);
     let tls = tls.unwrap_or_else(|| panic!("{} has no PT_TLS segment", lib.display()));
     assert!(
@@ -185,11 +244,48 @@ fn preload_library_is_marked_static_tls() {
         "PT_TLS of {} is {tls} bytes, too small for the thread-state word",
         lib.display()
     );
-    let flags = flags.unwrap_or_else(|| panic!("{} has no DT_FLAGS", lib.display()));
+    let flags = flags.unwrap_or(0);
     assert!(
-        flags & DF_STATIC_TLS != 0,
-        "{}: DT_FLAGS = {flags:#x} lacks DF_STATIC_TLS ({DF_STATIC_TLS:#x}); the library no \
-         longer uses initial-exec TLS, so tests/dlopen.rs no longer covers it",
+        flags & DF_STATIC_TLS == 0,
+        "{}: DT_FLAGS = {flags:#x} has DF_STATIC_TLS ({DF_STATIC_TLS:#x}): a dlopen fails once \
+         other objects have used up the surplus static TLS (PT_TLS is {tls:#x} bytes)",
         lib.display()
     );
+    let out = output(Command::new("readelf").arg("-rW").arg(lib));
+    assert!(
+        out.status.success(),
+        "readelf -rW {} failed (binutils installed?): {}",
+        lib.display(),
+        text(&out.stderr)
+    );
+    let relocs = text(&out.stdout);
+    let ie: Vec<&str> = relocs
+        .lines()
+        .filter(|l| l.contains("R_X86_64_TPOFF"))
+        .collect();
+    assert!(
+        ie.is_empty(),
+        "{} has initial-exec TLS relocations:\n{}",
+        lib.display(),
+        ie.join("\n")
+    );
+    assert!(
+        relocs.contains("R_X86_64_TLSDESC"),
+        "{} has no TLS descriptor relocation: how is the thread-state word reached?",
+        lib.display()
+    );
+    eprintln!(
+        "{}: PT_TLS {tls:#x} bytes, DT_FLAGS {flags:#x}",
+        lib.display()
+    );
+}
+
+#[test]
+fn preload_library_needs_no_static_tls() {
+    assert_needs_no_static_tls(&preload());
+}
+
+#[test]
+fn cdylib_needs_no_static_tls() {
+    assert_needs_no_static_tls(&built_library("libstatictramp.so"));
 }

@@ -21,11 +21,21 @@
  *                          arguments, the return buffer (PLAN_RET_BUF)
  *
  * Both are 16-byte aligned at every call (scratch sizes are multiples of 16).
+ * The generic entry's scratch can be many pages: it is reserved page by
+ * page (SUB_RSP_PROBED, stack.h) so that a stack overflow faults in the
+ * guard page. The fast entry's is at most FAST_MAX_ARGS pointers and a
+ * 32-byte return buffer (its plans gather nothing), well under a page.
  * CFI: CFA = rbp + 16 after the prologue, so debuggers and C++ exceptions
  * thrown by the handler unwind through the entry to the caller.
  */
 #include "../common.h"
 #include "layout.h"
+#include "stack.h"
+
+/* The Rust dispatcher (src/dispatch.rs), called directly: hidden, so the
+ * linked symbol is neither exported nor interposable (the visibility of
+ * any reference applies to the definition). */
+	.hidden	statictramp_dispatch
 
 /* Saves the SysV argument registers into the frame at %rsp. */
 .macro SAVE_ARGS
@@ -81,10 +91,10 @@ ENTRY(statictramp_entry_sysv)
 	movq	%rsp, %rdi			/* arg 1: frame */
 	movq	%r10, %rsi			/* arg 2: header */
 	movq	HDR_PLAN(%r10), %rax
-	movl	PLAN_SCRATCH(%rax), %eax	/* multiple of 16 */
-	subq	%rax, %rsp
+	movl	PLAN_SCRATCH(%rax), %eax	/* multiple of 16, up to ~33 KiB */
+	SUB_RSP_PROBED %rax			/* stack.h: page by page */
 	movq	%rsp, %rdx			/* arg 3: scratch */
-	call	statictramp_dispatch@PLT
+	call	statictramp_dispatch
 	leaq	-FRAME_SIZE(%rbp), %rcx		/* frame */
 	cmpl	$RET_KIND_REGS, %eax
 	jne	1f
@@ -142,7 +152,7 @@ ENTRY(statictramp_entry_sysv_fast)
 	movq	%xmm5, FRAME_SSE+40(%rsp)
 	movq	%xmm6, FRAME_SSE+48(%rsp)
 	movq	%xmm7, FRAME_SSE+56(%rsp)
-2:	movl	PLAN_SCRATCH(%r11), %eax
+2:	movl	PLAN_SCRATCH(%r11), %eax	/* < one page: no probe */
 	subq	%rax, %rsp			/* avalue[] at rsp */
 	movl	PLAN_NARGS(%r11), %ecx
 	testl	%ecx, %ecx
@@ -362,4 +372,4 @@ REGS_ENTRY 4
 REGS_ENTRY 5
 REGS_ENTRY 6
 
-GNU_STACK
+FILE_NOTES

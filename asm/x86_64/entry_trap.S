@@ -10,6 +10,11 @@
 #include "../common.h"
 #include "layout.h"
 
+/* The Rust diagnostic (src/dispatch.rs), called directly: hidden, so the
+ * linked symbol is neither exported nor interposable (the visibility of
+ * any reference applies to the definition). */
+	.hidden	statictramp_trap
+
 	.text
 
 ENTRY(statictramp_entry_trap)
@@ -18,9 +23,9 @@ ENTRY(statictramp_entry_trap)
 	subq	$8, %rsp
 	.cfi_def_cfa_offset 16
 	movq	%r10, %rdi
-	call	statictramp_trap@PLT
+	call	statictramp_trap
 	ud2
 	.cfi_endproc
 END(statictramp_entry_trap)
 
-GNU_STACK
+FILE_NOTES

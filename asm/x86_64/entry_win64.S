@@ -19,10 +19,17 @@
  *                        +112 return slots rax rdx xmm0 xmm1
  *                        +144 pointer to the first stack slot (the home area)
  *                        +160 saved rsi, +168 saved rdi, +176 xmm6..xmm15
- *     rsp                scratch (PLAN_SCRATCH bytes)
+ *     rsp                scratch (PLAN_SCRATCH bytes, reserved page by page:
+ *                        SUB_RSP_PROBED, stack.h)
  */
 #include "../common.h"
 #include "layout.h"
+#include "stack.h"
+
+/* The Rust dispatcher (src/dispatch.rs), called directly: hidden, so the
+ * linked symbol is neither exported nor interposable (the visibility of
+ * any reference applies to the definition). */
+	.hidden	statictramp_dispatch
 
 	.text
 
@@ -64,10 +71,10 @@ ENTRY(statictramp_entry_win64)
 	movq	%rsp, %rdi			/* arg 1: frame */
 	movq	%r10, %rsi			/* arg 2: header */
 	movq	HDR_PLAN(%r10), %rax
-	movl	PLAN_SCRATCH(%rax), %eax
-	subq	%rax, %rsp
+	movl	PLAN_SCRATCH(%rax), %eax	/* multiple of 16, up to ~33 KiB */
+	SUB_RSP_PROBED %rax			/* stack.h: page by page */
 	movq	%rsp, %rdx			/* arg 3: scratch */
-	call	statictramp_dispatch@PLT
+	call	statictramp_dispatch
 	leaq	-WIN64_FRAME_SIZE(%rbp), %rcx	/* frame */
 	movq	WIN64_SAVE_RSI(%rcx), %rsi
 	movq	WIN64_SAVE_RDI(%rcx), %rdi
@@ -100,4 +107,4 @@ ENTRY(statictramp_entry_win64)
 	.cfi_endproc
 END(statictramp_entry_win64)
 
-GNU_STACK
+FILE_NOTES

@@ -118,7 +118,7 @@
 #define FRAME_STACK_PTR 144
 #define FRAME_SIZE 160
 
-/* Dispatcher return codes (statictramp-abi RetKind). */
+/* Dispatcher return codes (statictramp-abi RetKind, checked by build.rs). */
 #define RET_KIND_REGS 0
 #define RET_KIND_X87 1
 #define RET_KIND_X87_PAIR 2

@@ -78,4 +78,4 @@ statictramp_image_records:
 	.zero	IMAGE_SLOTS * REC_STRIDE
 	.size	statictramp_image_records, . - statictramp_image_records
 
-GNU_STACK
+FILE_NOTES

@@ -11,6 +11,12 @@
  * ffi_type_* objects, -ldl, -lpthread). Given the preload library's path:
  *   - checks the library is not loaded yet (dlopen RTLD_NOLOAD), so the test
  *     really covers a late load (run it without LD_PRELOAD);
+ *   - with --fill-static-tls PROBE HOG...: first uses up glibc's surplus
+ *     static TLS, as other extensions loaded before it may have: dlopens
+ *     each HOG (shared objects with initial-exec TLS blocks, tls_hog.c,
+ *     largest first) and skips those refused with "cannot allocate memory
+ *     in static TLS block"; then PROBE (the smallest block, 16 bytes) must
+ *     be refused that way, or the surplus was not used up (exit 2);
  *   - starts 1 thread BEFORE the dlopen; it waits until the dlopen is done;
  *   - dlopen(path, RTLD_NOW | RTLD_LOCAL) (on failure: dlerror(), exit 2);
  *   - dlsym's ffi_closure_alloc, ffi_prep_closure_loc, ffi_closure_free and
@@ -30,10 +36,12 @@
  * The library is not dlclose'd (statictramp does not support unloading).
  *
  * Output on success (parsed by tests/dlopen.rs):
+ *   static_tls filled hogs=<HOGs loaded> probe=refused   (--fill-static-tls)
  *   ok cycles=<total cycles> threads=<threads that ran them> post=<POST>
  * On failure: the first wrong result ("FAIL ...") and exit status 1.
  * Usage errors, dlopen/dlsym failures: exit status 2.
  *
+ * Usage: dlopen_check LIB [--fill-static-tls PROBE HOG...]
  * Build: cc -O1 -Wall -Wextra -pthread -o dlopen_check dlopen_check.c -lffi -ldl -lpthread
  */
 #define _GNU_SOURCE
@@ -242,9 +250,44 @@ static void *lookup(void *handle, const char *name, const char *path) {
     return p;
 }
 
+/* Whether the last dlopen failure was for want of static TLS. */
+static int static_tls_refused(const char *err) {
+    return err != NULL && strstr(err, "cannot allocate memory in static TLS block") != NULL;
+}
+
+/* --fill-static-tls: loads the hogs that fit, then checks that the probe
+ * does not. */
+static void fill_static_tls(char **paths, int n) {
+    int loaded = 0;
+    for (int i = 1; i < n; i++) {
+        if (dlopen(paths[i], RTLD_NOW | RTLD_LOCAL) != NULL) {
+            loaded++;
+            continue;
+        }
+        const char *err = dlerror();
+        if (!static_tls_refused(err)) {
+            fprintf(stderr, "dlopen_check: dlopen(%s) failed: %s\n", paths[i], err ? err : "?");
+            exit(2);
+        }
+    }
+    if (dlopen(paths[0], RTLD_NOW | RTLD_LOCAL) != NULL) {
+        fprintf(stderr, "dlopen_check: %s still fits after %d hogs: static TLS not used up\n",
+                paths[0], loaded);
+        exit(2);
+    }
+    const char *err = dlerror();
+    if (!static_tls_refused(err)) {
+        fprintf(stderr, "dlopen_check: dlopen(%s) failed: %s\n", paths[0], err ? err : "?");
+        exit(2);
+    }
+    printf("static_tls filled hogs=%d probe=refused\n", loaded);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s /path/to/libstatictramp-preload.so\n", argv[0]);
+    int fill = argc >= 4 && strcmp(argv[2], "--fill-static-tls") == 0;
+    if (argc != 2 && !fill) {
+        fprintf(stderr, "usage: %s /path/to/libstatictramp-preload.so "
+                        "[--fill-static-tls PROBE HOG...]\n", argv[0]);
         return 2;
     }
     const char *path = argv[1];
@@ -263,6 +306,9 @@ int main(int argc, char **argv) {
                         "(LD_PRELOAD, or a dependency of the program?); this would not test a late load\n", path);
         return 2;
     }
+
+    if (fill)
+        fill_static_tls(argv + 3, argc - 3);
 
     struct worker workers[1 + AFTER_THREADS + 1];
     int nworkers = 0;

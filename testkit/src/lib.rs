@@ -53,9 +53,15 @@ pub fn preload() -> PathBuf {
 /// renamed, because concurrent test runs may share the directory; callers
 /// keep the result in a `OnceLock` to build once per run.
 pub fn build_c(dir: &Path, name: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
+    build_c_as(dir, name, name, flags, libs)
+}
+
+/// As [`build_c`], writing the output as `out` (for several builds of one
+/// source, e.g. shared objects with different `-D` flags).
+pub fn build_c_as(dir: &Path, name: &str, out: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
     let src = repo_root().join("compat/c").join(format!("{name}.c"));
-    let exe = dir.join(name);
-    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    let exe = dir.join(out);
+    let tmp = dir.join(format!("{out}.{}", std::process::id()));
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
     let out = output(
         Command::new(&cc)
@@ -74,4 +80,20 @@ pub fn build_c(dir: &Path, name: &str, flags: &[&str], libs: &[&str]) -> PathBuf
     );
     std::fs::rename(&tmp, &exe).unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
     exe
+}
+
+/// The library file `name` (`libstatictramp.so`, the cdylib, or
+/// `libstatictramp.a`) that the C library crate (capi/) built for this
+/// test run: `cargo test --workspace` builds it into
+/// `target/<profile>/deps/`, next to the test binaries, before the tests;
+/// the copies in `target/<profile>/` are only refreshed by `cargo build`.
+pub fn built_library(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let p = exe.parent().expect("test binary's directory").join(name);
+    assert!(
+        p.is_file(),
+        "{} was not built (`cargo test --workspace` builds it: the capi/ crate)",
+        p.display()
+    );
+    p
 }
