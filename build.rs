@@ -12,18 +12,23 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 
-/// A supported target: its assembly and the values its layout.h must have.
+/// A supported target: its assembly, the values its layout.h must have, and
+/// the linker arguments of the C library built on it (capi/build.rs reads
+/// them as `DEP_STATICTRAMP_ASM_CDYLIB_LINK_ARGS`).
 struct Target {
     asm_dir: &'static str,
     constants: &'static [(&'static str, u64)],
+    cdylib_link_args: &'static str,
 }
 
 /// The supported targets, by (arch, os, env).
 fn find_target(arch: &str, os: &str, env: &str) -> Option<Target> {
     match (arch, os, env) {
+        // -z shstk: CET shadow stacks (capi/build.rs says why).
         ("x86_64", "linux", "gnu" | "musl") => Some(Target {
             asm_dir: "asm/x86_64",
             constants: statictramp_abi::x86_64::ASM_CONSTANTS,
+            cdylib_link_args: "-Wl,-z,shstk",
         }),
         _ => None,
     }
@@ -89,7 +94,9 @@ fn main() {
         .collect();
     files.sort();
     let mut build = cc::Build::new();
+    // asm/common.h, and the architecture's own headers (notes.h, ...).
     build.include(root.join("asm"));
+    build.include(&dir);
     for path in &files {
         build.file(path);
     }
@@ -98,4 +105,6 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     build.compile("statictramp_asm");
+    // For the packages that link this one (`links` in Cargo.toml).
+    println!("cargo:cdylib_link_args={}", target.cdylib_link_args);
 }
