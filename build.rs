@@ -16,22 +16,45 @@ use std::path::PathBuf;
 /// the linker arguments of the C library built on it (capi/build.rs reads
 /// them as `DEP_STATICTRAMP_ASM_CDYLIB_LINK_ARGS`).
 struct Target {
+    arch: &'static str,
+    os: &'static str,
+    envs: &'static [&'static str],
     asm_dir: &'static str,
     constants: &'static [(&'static str, u64)],
     cdylib_link_args: &'static str,
 }
 
-/// The supported targets, by (arch, os, env).
-fn find_target(arch: &str, os: &str, env: &str) -> Option<Target> {
-    match (arch, os, env) {
-        // -z shstk: CET shadow stacks (capi/build.rs says why).
-        ("x86_64", "linux", "gnu" | "musl") => Some(Target {
-            asm_dir: "asm/x86_64",
-            constants: statictramp_abi::x86_64::ASM_CONSTANTS,
-            cdylib_link_args: "-Wl,-z,shstk",
-        }),
-        _ => None,
-    }
+/// The supported targets: one row each.
+const TARGETS: &[Target] = &[
+    // -z shstk: CET shadow stacks (capi/build.rs says why).
+    Target {
+        arch: "x86_64",
+        os: "linux",
+        envs: &["gnu", "musl"],
+        asm_dir: "asm/x86_64",
+        constants: statictramp_abi::x86_64::ASM_CONSTANTS,
+        cdylib_link_args: "-Wl,-z,shstk",
+    },
+];
+
+/// The row of (arch, os, env), if statictramp supports it.
+fn find_target(arch: &str, os: &str, env: &str) -> Option<&'static Target> {
+    TARGETS
+        .iter()
+        .find(|t| t.arch == arch && t.os == os && t.envs.contains(&env))
+}
+
+/// "x86_64-linux-gnu, x86_64-linux-musl, ...", for the refusal.
+fn supported() -> String {
+    TARGETS
+        .iter()
+        .flat_map(|t| {
+            t.envs
+                .iter()
+                .map(move |e| format!("{}-{}-{e}", t.arch, t.os))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parses `#define NAME value` lines (decimal values) of a layout header.
@@ -70,7 +93,8 @@ fn main() {
     let Some(target) = find_target(&arch, &os, &tenv) else {
         panic!(
             "statictramp has no trampoline assembly for target {arch}-{os}-{tenv}; \
-             supported: x86_64-linux-gnu, x86_64-linux-musl"
+             supported: {}",
+            supported()
         );
     };
 

@@ -1,5 +1,7 @@
 /*
  * Shared assembler macros for statictramp (GNU as, preprocessed by cc).
+ * `%function` / `%progbits` rather than `@...`: `@` starts a comment in
+ * GNU as for arm; x86 and aarch64 accept `%` too.
  *
  *   ENTRY(name)   global, hidden, typed function symbol, 16-byte aligned
  *   LOCAL(name)   local function symbol
@@ -14,18 +16,18 @@
 #define ENTRY(name)            \
 	.globl name;           \
 	.hidden name;          \
-	.type name, @function; \
+	.type name, %function; \
 	.balign 16;            \
 name:
 
 #define LOCAL(name)            \
-	.type name, @function; \
+	.type name, %function; \
 	.balign 16;            \
 name:
 
 #define END(name) .size name, . - name
 
-#define GNU_STACK .section .note.GNU-stack, "", @progbits
+#define GNU_STACK .section .note.GNU-stack, "", %progbits
 
 /* GNU_PROPERTY: this architecture's .note.gnu.property (asm/<arch>/notes.h;
  * build.rs puts the architecture's directory on the include path). */

@@ -7,13 +7,13 @@
 //! feature on: `cargo run --release -p statictramp --example rust_user`
 //! (scripts/test.sh does).
 
-use statictramp::{Abi, Closure, Type};
+use statictramp::{Closure, DEFAULT_ABI, Type};
 use std::ffi::CStr;
 use std::ptr;
 
 fn main() {
     let add = Closure::new(
-        Abi::SysV64,
+        DEFAULT_ABI,
         vec![Type::S32, Type::S32],
         Type::S32,
         |args, ret| {
@@ -22,7 +22,7 @@ fn main() {
         },
     )
     .expect("statictramp closure");
-    // SAFETY: the closure's signature is int(int, int) in the System V ABI.
+    // SAFETY: the closure's signature is int(int, int) in the C calling convention.
     let f: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(add.code_ptr()) };
     assert_eq!(f(2, 40), 42, "statictramp's Rust API");
 
@@ -33,6 +33,7 @@ fn main() {
     assert!(!cl.is_null(), "libffi's ffi_closure_alloc failed");
     let ours = statictramp::closure::owns_code(code as usize);
     // Which object defines the ffi_closure_alloc this program calls.
+    // SAFETY: Dl_info is a plain C struct of pointers; all-zero is valid.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr on a function address, writing into `info`.
     let found = unsafe { libc::dladdr(libffi_sys::ffi_closure_alloc as *const _, &mut info) };

@@ -32,7 +32,9 @@ use std::sync::OnceLock;
 /// Registers the fork handlers and opens the template's image file when the
 /// library is loaded (see src/fork.rs and src/map/source.rs for why load
 /// time). Kept in the module of the C exports so that linking any of them
-/// from the staticlib links this too.
+/// from the staticlib links this too; only in the C library (the `capi`
+/// feature): a Rust program using the crate registers lazily instead.
+#[cfg(feature = "capi")]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static REGISTER_FORK_HANDLERS_AT_LOAD: extern "C" fn() = {
@@ -181,10 +183,10 @@ pub unsafe extern "C" fn ffi_prep_closure_loc(
     cif: *mut FfiCif,
     fun: Option<Fun>,
     user_data: *mut c_void,
-    _codeloc: *mut c_void,
+    codeloc: *mut c_void,
 ) -> u32 {
     // SAFETY: forwarded contract.
-    match unsafe { closure::prep(closure, cif, fun, user_data) } {
+    match unsafe { closure::prep(closure, cif, fun, user_data, codeloc) } {
         Ok(()) => Status::Ok as u32,
         Err(e) => refuse("ffi_prep_closure_loc", &e, e.status()),
     }

@@ -166,29 +166,39 @@ fn free_other(p: usize) -> Owner {
         // new owner's closure is left alone.
         return Owner::Freed;
     }
-    // SAFETY: `p` was a live record of the arena (checked above).
-    let large = unsafe { record::large_header(p) };
-    // As in `free`: exactly one of two racing frees gets through.
-    if large
-        .meta
-        .compare_exchange(
-            MAGIC_LIVE << 8 | class as usize,
-            MAGIC_FREED << 8 | class as usize,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
+    free_large(p, slot, class)
+}
+
+/// The rest of [`free_other`] for a record of the arena that `owner` found
+/// live on `slot` (a look that may be stale by now).
+#[inline(never)]
+fn free_large(p: usize, slot: Slot, class: u32) -> Owner {
+    // SAFETY: the slot's own record is ours, committed and never unmapped.
+    let h = unsafe { record::header(slot.record()) };
+    // As in `free`: the deciding step is one compare-and-swap of the
+    // `closure` word of the header the slot jumps through, from this
+    // record to FREED. Of two racing frees exactly one gets through, and a
+    // stale free whose `owner` look saw `p` on this slot before `p` was
+    // freed and handed out again (with another slot) fails here instead of
+    // freeing the new owner's closure (unless the record came back on the
+    // same slot, which the slot quarantine puts 64 frees later).
+    if h.closure
+        .compare_exchange(p, FREED, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
         return Owner::Freed;
     }
+    // SAFETY: `p` is a record of the arena (checked by `owner`), and ours
+    // alone now: its slot no longer names it.
+    let large = unsafe { record::large_header(p) };
+    large
+        .meta
+        .store(MAGIC_FREED << 8 | class as usize, Ordering::Release);
     // The slot's own record, its forwarding header, traps from now on.
-    // SAFETY: the slot's own record is ours, committed and never unmapped.
-    let h = unsafe { record::header(slot.record()) };
-    h.closure.store(FREED, Ordering::Release);
     h.entry.store(record::trap_entry(), Ordering::Release);
     thread_cache::count(-1);
     pool::recycle(Pair { slot, rec: p }, class);
-    o
+    Owner::Live { slot, class }
 }
 
 /// Why prep failed, with libffi's status.
@@ -232,7 +242,9 @@ impl core::fmt::Display for PrepError {
     }
 }
 
-/// Prepares a closure: libffi's `ffi_prep_closure_loc`.
+/// Prepares a closure: libffi's `ffi_prep_closure_loc`. `codeloc` matters
+/// only for foreign memory (where the caller executes its `tramp[]`); our
+/// records' code address was fixed at allocation.
 ///
 /// # Safety
 /// `closure` must be NULL, a record from [`alloc`], or writable memory of
@@ -245,6 +257,7 @@ pub unsafe fn prep(
     cif: *mut FfiCif,
     fun: Option<Fun>,
     user_data: *mut c_void,
+    codeloc: *mut c_void,
 ) -> Result<(), PrepError> {
     if closure.is_null() {
         return Err(PrepError::NullClosure);
@@ -255,7 +268,7 @@ pub unsafe fn prep(
         plan::CifPlanError::Classify(e) => PrepError::Classify(e),
     })?;
     // SAFETY: forwarded contract.
-    unsafe { prep_compiled(closure, compiled, cif, fun, user_data) }
+    unsafe { prep_compiled(closure, compiled, cif, fun, user_data, codeloc) }
 }
 
 /// Prepares a closure for a signature given directly; `cif` is only handed
@@ -271,8 +284,8 @@ pub unsafe fn prep_signature(
     user_data: *mut c_void,
 ) -> Result<(), PrepError> {
     let compiled = plan::intern(sig).map_err(PrepError::Classify)?;
-    // SAFETY: forwarded contract.
-    unsafe { prep_compiled(closure, compiled, cif, fun, user_data) }
+    // SAFETY: forwarded contract (foreign memory executes in place).
+    unsafe { prep_compiled(closure, compiled, cif, fun, user_data, closure.cast()) }
 }
 
 /// Prepares a closure with a plan already found.
@@ -286,6 +299,7 @@ unsafe fn prep_compiled(
     cif: *mut FfiCif,
     fun: Option<Fun>,
     user_data: *mut c_void,
+    codeloc: *mut c_void,
 ) -> Result<(), PrepError> {
     let Some(fun) = fun else {
         return Err(if closure.is_null() {
@@ -296,7 +310,7 @@ unsafe fn prep_compiled(
     };
     if !owner::live_own_record(closure as usize) {
         // SAFETY: forwarded contract.
-        return unsafe { prep_other(closure, compiled, cif, fun, user_data) };
+        return unsafe { prep_other(closure, compiled, cif, fun, user_data, codeloc) };
     }
     // SAFETY: a live class-0 record of ours: writable, and its header (at
     // its start) is the one its slot jumps through.
@@ -326,6 +340,7 @@ unsafe fn prep_other(
     cif: *mut FfiCif,
     fun: Fun,
     user_data: *mut c_void,
+    codeloc: *mut c_void,
 ) -> Result<(), PrepError> {
     if closure.is_null() {
         return Err(PrepError::NullClosure);
@@ -343,7 +358,7 @@ unsafe fn prep_other(
         Owner::Corrupt => Err(PrepError::Corrupt),
         Owner::Foreign => {
             // SAFETY: forwarded contract (foreign memory the caller owns).
-            unsafe { crate::foreign::prep(closure, compiled, cif, fun, user_data) };
+            unsafe { crate::foreign::prep(closure, codeloc, compiled, cif, fun, user_data) };
             Ok(())
         }
     }
@@ -371,6 +386,36 @@ mod tests {
         _args: *mut *mut c_void,
         _ud: *mut c_void,
     ) {
+    }
+
+    /// A stale second free of a larger record, whose ownership look saw
+    /// the record live on its old slot before the first free, and which
+    /// reaches its decision after the record was allocated again (on
+    /// another slot): reported as a double free, and the new owner's
+    /// closure stays live.
+    #[test]
+    fn a_stale_free_of_a_reallocated_large_record_is_a_double_free() {
+        let size = 2 * CLOSURE_SIZE;
+        let (p, _) = alloc(size).unwrap();
+        let p = p as usize;
+        let Owner::Live { slot: old, class } = owner::owner(p) else {
+            panic!("a fresh large record is live");
+        };
+        assert!(class > 0);
+        assert!(matches!(free(p as *mut c_void), Owner::Live { .. }));
+        let (again, _) = alloc(size).unwrap();
+        assert_eq!(again as usize, p, "the arena hands the record out again");
+        let Owner::Live { slot: new, .. } = owner::owner(p) else {
+            panic!("the reallocated record is live");
+        };
+        assert_ne!(new, old, "the old slot waits in the quarantine");
+        assert_eq!(free_large(p, old, class), Owner::Freed);
+        assert_eq!(
+            owner::owner(p),
+            Owner::Live { slot: new, class },
+            "the new owner's closure must stay live"
+        );
+        assert!(matches!(free(p as *mut c_void), Owner::Live { .. }));
     }
 
     /// A client's prep racing its own free can store a real entry after

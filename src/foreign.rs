@@ -12,7 +12,7 @@
 use crate::arch;
 use crate::cif::{FfiCif, Fun};
 use crate::plan::Compiled;
-use crate::record::{self, FfiClosure, Header};
+use crate::record::{self, FfiClosure, Header, TRAMP_SIZE};
 use std::collections::HashMap;
 use std::os::raw::c_void;
 use std::ptr;
@@ -32,14 +32,18 @@ pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
     Box::new(headers().lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// Prepares a closure on memory we did not allocate.
+/// Prepares a closure on memory we did not allocate, which the caller
+/// executes at `codeloc` (its executable alias of `closure`, or `closure`
+/// itself; NULL counts as `closure`).
 ///
 /// # Safety
 /// `closure` is writable memory of at least sizeof(ffi_closure) bytes that
-/// the caller owns (and executes at its own code address).
+/// the caller owns, and `codeloc` is NULL or the address it executes that
+/// memory's `tramp[]` at.
 #[inline(never)]
 pub unsafe fn prep(
     closure: *mut FfiClosure,
+    codeloc: *mut c_void,
     compiled: &'static Compiled,
     cif: *mut FfiCif,
     fun: Fun,
@@ -62,4 +66,12 @@ pub unsafe fn prep(
             arch::classic_trampoline(h as *const Header as usize),
         );
     }
+    // Instructions just written as data: make them visible to instruction
+    // fetch at both addresses (a no-op where caches are coherent: x86).
+    let code = if codeloc.is_null() {
+        closure.cast()
+    } else {
+        codeloc
+    };
+    arch::sync_code(closure.cast(), code.cast(), TRAMP_SIZE);
 }

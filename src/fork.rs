@@ -16,9 +16,9 @@
 //! deadlock against our prepare (tests/fork.rs, compat/c/fork_order.c).
 //! Handlers registered before the library was loaded (a program that
 //! dlopens it after calling pthread_atfork) cannot be ordered this way.
-//! Where the constructor is not linked in (the rlib, if nothing pulls in
-//! the C API's object), `register` runs where each global lock is first
-//! created.
+//! Where the constructor is not linked in (a Rust program using the crate
+//! without the `capi` feature), `register` runs where each global lock is
+//! first created.
 //!
 //! The child keeps the forking thread's own state (cache, plans); the
 //! caches of threads that do not exist in the child are lost with those

@@ -110,7 +110,7 @@ unsafe fn put_word(t: &FfiType, arg: *mut c_void, dst: *mut Slot) -> bool {
             code::UINT16 => Slot::from(*(arg as *const u16)),
             code::SINT16 => isize::from(*(arg as *const i16)) as Slot,
             code::UINT32 => *(arg as *const u32) as Slot,
-            code::SINT32 | code::INT => *(arg as *const i32) as isize as Slot,
+            code::SINT32 => *(arg as *const i32) as isize as Slot,
             code::POINTER => *(arg as *const Slot),
             _ => return false,
         };

@@ -26,7 +26,11 @@
 //! - **forwarding** (`closure ==` a larger record from the arena): the slot
 //!   serves a record of a larger size class (see [`LargeHeader`]).
 //! - **freed** (`closure == FREED`): `entry` is the trap; while the record
-//!   waits in the global pool its `plan` word links it to the next one.
+//!   waits in the global pool its `plan` word links it to the next one. A
+//!   slot freed from a larger record and handed out again for an
+//!   `ffi_closure`-sized one keeps `FREED` until it is allocated, so a
+//!   free of such a never-allocated record reports a double free rather
+//!   than "not a closure".
 //!
 //! Headers of closures prepared on foreign memory live on the heap and are
 //! always "live" (their `closure` names the foreign memory).
@@ -44,16 +48,26 @@
 //!
 //! - x86_64, i386: every load is an acquire under TSO; the slot's plain
 //!   `jmp *entry` suffices.
-//! - aarch64: `ldar` for the entry word in the slot (or an address
-//!   dependency from the loaded entry to the later loads).
-//! - arm: `ldr` then `dmb ish` (or an address dependency) before the
-//!   entry's loads.
+//! - aarch64: `ldar` for the entry word in the slot, or an artificial
+//!   address dependency from the loaded entry to the entry's later loads
+//!   (`eor xN, x16, x16; add x17, x17, xN`). The branch to the loaded entry
+//!   (`br x16`) is only a control dependency and orders no later load.
+//! - arm: `ldr` then `dmb ish`, or an artificial address dependency as on
+//!   aarch64, before the entry's loads.
 //!
 //! The same pairing covers the trap: free stores the trap entry with
 //! release after its compare-and-swap, and a new owner's alloc stores the
 //! trap entry before the record is handed to it (so a stale real entry left
 //! by a client's prep racing its own free never survives into the next
 //! owner's closure). Rust readers (ownership checks) load with acquire.
+//!
+//! A call that races a free of the same closure (the client's misuse, as
+//! in libffi) may enter the real entry after the free stored `FREED` in the
+//! `closure` word and before it stored the trap entry; the entry then reads
+//! the closure's fields near address 1 and faults (SIGSEGV) instead of
+//! printing the trap's diagnostic. The same holds for a stale real entry
+//! left by a prep racing a free, until the record is reused. Neither runs
+//! another closure's handler.
 #![allow(unsafe_code)]
 
 use crate::arch;

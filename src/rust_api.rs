@@ -1,13 +1,13 @@
 //! The safe Rust API: closures without libffi.
 //!
 //! ```
-//! use statictramp::{Abi, Closure, Type};
-//! let add = Closure::new(Abi::SysV64, vec![Type::S32, Type::S32], Type::S32, |args, ret| {
+//! use statictramp::{Closure, DEFAULT_ABI, Type};
+//! let add = Closure::new(DEFAULT_ABI, vec![Type::S32, Type::S32], Type::S32, |args, ret| {
 //!     let (a, b): (i32, i32) = (args.get(0).unwrap(), args.get(1).unwrap());
 //!     ret.set(a + b).unwrap();
 //! })
 //! .unwrap();
-//! // SAFETY: the closure's signature is int(int, int) in the System V ABI.
+//! // SAFETY: the closure's signature is int(int, int) in the C calling convention.
 //! let f: extern "C" fn(i32, i32) -> i32 = unsafe { std::mem::transmute(add.code_ptr()) };
 //! assert_eq!(f(2, 40), 42);
 //! ```

@@ -1,11 +1,13 @@
 /* dlopen_check: statictramp loaded with dlopen, after startup, with threads.
  *
- * Why: the library keeps its per-thread state behind one initial-exec TLS
- * word (asm/x86_64/tls.S, src/thread_state.rs). Initial-exec TLS in a shared
- * object is meant for objects loaded at startup; one that arrives later with
- * dlopen (a Python extension, a plugin) only works because glibc reserves
- * surplus static TLS and, at dlopen, initialises the object's block in every
- * thread that already exists. This program checks exactly that case.
+ * Why: the library keeps its per-thread state behind one TLS word
+ * (asm/x86_64/tls.S, src/arch/x86_64/tls.rs) reached through a TLS
+ * descriptor: its block lives in static TLS when there was room at load
+ * (the offset is then the same in every thread) and in dynamically
+ * allocated TLS otherwise. An object that arrives with dlopen (a Python
+ * extension, a plugin) must work in threads that existed before the dlopen
+ * and in threads created after it, on either path. This program checks
+ * exactly that case.
  *
  * It does NOT link libstatictramp (only -lffi for ffi_prep_cif and the
  * ffi_type_* objects, -ldl, -lpthread). Given the preload library's path:

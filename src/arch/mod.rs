@@ -15,7 +15,10 @@
 //!   generic dispatcher needs besides the Plan's own;
 //! - `tls_word()`: the address of this thread's state word;
 //! - `classic_trampoline(header)`: the `tramp[]` bytes for closures on
-//!   foreign memory.
+//!   foreign memory, and `sync_code(data, code, len)`, which makes such
+//!   freshly written instructions visible to instruction fetch (at the
+//!   written address and the caller's executable alias; libffi's arm and
+//!   aarch64 ports clear the cache there).
 //!
 //! A port adds `asm/<arch>/` (with a layout.h defining the shared names
 //! build.rs turns into `crate::layout`), `abi/src/<arch>/`, a module here,

@@ -9,8 +9,8 @@
 //!   relative name (`LD_PRELOAD=./lib.so`, `ld.so ./prog`, `dlopen("./x.so")`)
 //!   resolves against the directory it was loaded from, not the one the
 //!   program has moved to by the first growth. Where that constructor is not
-//!   linked (the rlib), the image is opened at the first growth, and only by
-//!   an absolute name.
+//!   linked (a Rust program using the crate without the `capi` feature),
+//!   the image is opened at the first growth, and only by an absolute name.
 //! - Copies come from the image only while it is a regular file owned by
 //!   root or by the effective user that no one else may write (no group or
 //!   other write bit): a file others can write could change after it was

@@ -28,6 +28,13 @@ pub const FRAME_STACK_ARGS: usize = FRAME_STACK_PTR;
 /// address for values returned on the x87 stack (`RetKind::X87*`).
 pub const FRAME_RET_BUF_PTR: usize = frame::RET_RAX as usize;
 
+/// Makes `len` bytes of instructions just written at `data` visible to
+/// instruction fetch at `data` and at `code` (an executable alias of the
+/// same memory, or `data` itself). Nothing to do on x86: its instruction
+/// caches are coherent with stores, and the jump into the code serializes.
+#[inline(always)]
+pub fn sync_code(_data: *const u8, _code: *const u8, _len: usize) {}
+
 /// The classic trampoline written into a foreign closure's `tramp[]`
 /// (src/foreign.rs):
 ///
