@@ -22,7 +22,7 @@
 
 use crate::cif::{FfiCif, Fun, Status};
 use crate::closure;
-use crate::dispatch::diag;
+use crate::dispatch::{debug_enabled, diag};
 use crate::owner::Owner;
 use crate::raw::{self, FfiRawClosure, RawFun};
 use crate::record::FfiClosure;
@@ -44,11 +44,6 @@ static REGISTER_FORK_HANDLERS_AT_LOAD: extern "C" fn() = {
     }
     at_load
 };
-
-fn debug_enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("STATICTRAMP_DEBUG").is_some())
-}
 
 #[cold]
 #[inline(never)]

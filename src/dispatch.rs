@@ -106,6 +106,13 @@ pub unsafe extern "C-unwind" fn statictramp_dispatch(
     }
 }
 
+/// Whether `STATICTRAMP_DEBUG` is set: refusals, failed allocations and
+/// how the thread-state word is reached are then explained on stderr.
+pub fn debug_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("STATICTRAMP_DEBUG").is_some())
+}
+
 /// Writes one diagnostic line to stderr with a single write(2).
 pub fn diag(msg: &str) {
     let line = format!("statictramp: {msg}\n");

@@ -58,8 +58,31 @@ fn run(lib: &Path, args: &[PathBuf]) -> std::process::Output {
             .args(args)
             .env_remove("LD_PRELOAD")
             .env_remove("LD_DEBUG")
-            .env_remove("GLIBC_TUNABLES"),
+            .env_remove("GLIBC_TUNABLES")
+            .env("STATICTRAMP_DEBUG", "1"),
     )
+}
+
+/// The line STATICTRAMP_DEBUG prints when the library first reaches its
+/// thread-state word: how it reaches it.
+const TLS_PATH: &str = "statictramp: thread-state word: ";
+
+/// Asserts how the dlopened library reached its thread-state word: at a
+/// static offset (`static_tls`), or through the descriptor into dynamic TLS.
+fn assert_tls_path(out: &std::process::Output, static_tls: bool) {
+    let stderr = text(&out.stderr);
+    let want = if static_tls {
+        "at a static TLS offset"
+    } else {
+        "in dynamic TLS"
+    };
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with(TLS_PATH)).collect();
+    // One line per thread that got there first, before the answer was
+    // stored (threads start together): all must agree.
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains(want)),
+        "expected `{TLS_PATH}{want} ...` lines only:\n{stderr}"
+    );
 }
 
 /// dlopen_check's arguments that use up the surplus static TLS first:
@@ -118,8 +141,9 @@ fn assert_served(lib: &Path, out: &std::process::Output) {
     ]
     .into();
     assert_eq!(fields, want, "summary line: {ok}");
+    let other_stderr = stderr.lines().any(|l| !l.starts_with(TLS_PATH));
     assert!(
-        !stdout.contains("FAIL") && stderr.is_empty(),
+        !stdout.contains("FAIL") && !other_stderr,
         "unexpected output:\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
 }
@@ -127,7 +151,10 @@ fn assert_served(lib: &Path, out: &std::process::Output) {
 #[test]
 fn dlopened_library_serves_closures_in_threads_before_and_after_dlopen() {
     let lib = preload();
-    assert_served(&lib, &run(&lib, &[]));
+    let out = run(&lib, &[]);
+    assert_served(&lib, &out);
+    // With room in static TLS, every thread finds the word at one offset.
+    assert_tls_path(&out, true);
 }
 
 /// Other objects have taken all of glibc's surplus static TLS before the
@@ -146,6 +173,7 @@ fn dlopened_library_loads_when_static_tls_is_used_up() {
         text(&out.stderr)
     );
     assert_served(&lib, &out);
+    assert_tls_path(&out, false);
 }
 
 /// The program's own checks hold: a missing library fails loudly (status 2

@@ -130,7 +130,15 @@ fn learn_offset() -> *mut usize {
             options(att_syntax, readonly),
         );
     }
-    TLS_OFFSET.store(classify(desc, off), Ordering::Relaxed);
+    let class = classify(desc, off);
+    TLS_OFFSET.store(class, Ordering::Relaxed);
+    if crate::dispatch::debug_enabled() {
+        crate::dispatch::diag(if class == DYNAMIC {
+            "thread-state word: in dynamic TLS (a TLS descriptor call per access)"
+        } else {
+            "thread-state word: at a static TLS offset (cached; no call per access)"
+        });
+    }
     thread_pointer().wrapping_add(off) as *mut usize
 }
 
