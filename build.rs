@@ -16,6 +16,8 @@ use std::path::PathBuf;
 /// the linker arguments of the C library built on it (capi/build.rs reads
 /// them as `DEP_STATICTRAMP_ASM_CDYLIB_LINK_ARGS`).
 struct Target {
+    /// Whether libffi's raw API is native there (`cfg(native_raw_api)`).
+    native_raw_api: bool,
     arch: &'static str,
     os: &'static str,
     envs: &'static [&'static str],
@@ -28,11 +30,21 @@ struct Target {
 const TARGETS: &[Target] = &[
     // -z shstk: CET shadow stacks (capi/build.rs says why).
     Target {
+        native_raw_api: statictramp_abi::x86_64::RECORD.native_raw_api,
         arch: "x86_64",
         os: "linux",
         envs: &["gnu", "musl"],
         asm_dir: "asm/x86_64",
         constants: statictramp_abi::x86_64::ASM_CONSTANTS,
+        cdylib_link_args: "-Wl,-z,shstk",
+    },
+    Target {
+        native_raw_api: statictramp_abi::i386::RECORD.native_raw_api,
+        arch: "x86",
+        os: "linux",
+        envs: &["gnu"],
+        asm_dir: "asm/i386",
+        constants: statictramp_abi::i386::ASM_CONSTANTS,
         cdylib_link_args: "-Wl,-z,shstk",
     },
 ];
@@ -129,6 +141,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     build.compile("statictramp_asm");
+    println!("cargo:rustc-check-cfg=cfg(native_raw_api)");
+    if target.native_raw_api {
+        println!("cargo:rustc-cfg=native_raw_api");
+    }
     // For the packages that link this one (`links` in Cargo.toml).
     println!("cargo:cdylib_link_args={}", target.cdylib_link_args);
 }

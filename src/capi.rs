@@ -203,35 +203,12 @@ pub unsafe extern "C" fn ffi_prep_closure(
     unsafe { ffi_prep_closure_loc(closure, cif, fun, user_data, closure.cast()) }
 }
 
-/// Shared by the raw and Java raw preps: prepare `cl` as an ordinary closure
-/// whose handler is `translate` with the closure itself as user data, then
-/// store the client's raw handler (libffi src/raw_api.c).
-///
-/// # Safety
-/// As [`ffi_prep_closure_loc`], with `cl` sized for an `ffi_raw_closure`.
-unsafe fn prep_raw(
-    what: &str,
-    cl: *mut FfiRawClosure,
-    cif: *mut FfiCif,
-    fun: Option<RawFun>,
-    user_data: *mut c_void,
-    codeloc: *mut c_void,
-    translate: Fun,
-) -> u32 {
-    if cl.is_null() || fun.is_none() {
-        return refuse(what, &"closure or handler is NULL", Status::BadArgType);
+/// The raw preps' common tail: libffi's status, or a refusal explained.
+fn raw_status(what: &str, r: Result<(), raw::RawPrepError>) -> u32 {
+    match r {
+        Ok(()) => Status::Ok as u32,
+        Err(e) => refuse(what, &e, e.status()),
     }
-    // SAFETY: forwarded contract.
-    let status =
-        unsafe { ffi_prep_closure_loc(cl.cast(), cif, Some(translate), cl.cast(), codeloc) };
-    if status == Status::Ok as u32 {
-        // SAFETY: `cl` is writable and at least an ffi_raw_closure.
-        unsafe {
-            (*cl).fun = fun;
-            (*cl).user_data = user_data;
-        }
-    }
-    status
 }
 
 /// `ffi_status ffi_prep_raw_closure_loc(ffi_raw_closure*, ffi_cif*, fun, void*, void *codeloc)`.
@@ -246,18 +223,11 @@ pub unsafe extern "C" fn ffi_prep_raw_closure_loc(
     user_data: *mut c_void,
     codeloc: *mut c_void,
 ) -> u32 {
-    // SAFETY: forwarded contract.
-    unsafe {
-        prep_raw(
-            "ffi_prep_raw_closure_loc",
-            cl,
-            cif,
-            fun,
-            user_data,
-            codeloc,
-            raw::translate_raw,
-        )
-    }
+    raw_status(
+        "ffi_prep_raw_closure_loc",
+        // SAFETY: forwarded contract.
+        unsafe { raw::prep_raw(cl, cif, fun, user_data, codeloc) },
+    )
 }
 
 /// `ffi_status ffi_prep_raw_closure(ffi_raw_closure*, ffi_cif*, fun, void*)`.
@@ -277,7 +247,7 @@ pub unsafe extern "C" fn ffi_prep_raw_closure(
 
 /// `ffi_status ffi_prep_java_raw_closure_loc(ffi_java_raw_closure*, ffi_cif*, fun, void*, void *codeloc)`.
 /// Struct and complex arguments, on which libffi aborts at call time, are
-/// refused here with FFI_BAD_TYPEDEF.
+/// refused with FFI_BAD_TYPEDEF.
 ///
 /// # Safety
 /// As [`ffi_prep_closure_loc`].
@@ -289,21 +259,11 @@ pub unsafe extern "C" fn ffi_prep_java_raw_closure_loc(
     user_data: *mut c_void,
     codeloc: *mut c_void,
 ) -> u32 {
-    const WHAT: &str = "ffi_prep_java_raw_closure_loc";
-    // SAFETY: a cif that read_cif accepts is safe for java_compatible.
-    if let Err(e) = unsafe { crate::cif::read_cif(cif) } {
-        return refuse(WHAT, &e, e.status());
-    }
-    // SAFETY: read_cif accepted the cif just above.
-    if !unsafe { raw::java_compatible(cif) } {
-        return refuse(
-            WHAT,
-            &"struct or complex argument in a Java raw closure",
-            Status::BadTypedef,
-        );
-    }
-    // SAFETY: forwarded contract.
-    unsafe { prep_raw(WHAT, cl, cif, fun, user_data, codeloc, raw::translate_java) }
+    raw_status(
+        "ffi_prep_java_raw_closure_loc",
+        // SAFETY: forwarded contract.
+        unsafe { raw::prep_java(cl, cif, fun, user_data, codeloc) },
+    )
 }
 
 /// `ffi_status ffi_prep_java_raw_closure(ffi_java_raw_closure*, ffi_cif*, fun, void*)`.

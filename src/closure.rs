@@ -271,6 +271,32 @@ pub unsafe fn prep(
     unsafe { prep_compiled(closure, compiled, cif, fun, user_data, codeloc) }
 }
 
+/// Prepares a closure whose handler receives `raw` arguments instead of
+/// `avalue[]` (src/raw/native.rs).
+///
+/// # Safety
+/// As [`prep`]; `fun` has the raw handler's signature when `raw` is not
+/// `Cooked` (stored in the closure's `fun` field, called by the dispatcher
+/// with the raw arguments).
+#[cfg(native_raw_api)]
+pub unsafe fn prep_mode(
+    closure: *mut FfiClosure,
+    cif: *mut FfiCif,
+    fun: Fun,
+    user_data: *mut c_void,
+    codeloc: *mut c_void,
+    raw: crate::raw::RawMode,
+) -> Result<(), PrepError> {
+    if closure.is_null() {
+        return Err(PrepError::NullClosure);
+    }
+    // SAFETY: the caller guarantees `cif` is NULL or a readable cif.
+    let sig = unsafe { cif::read_cif(cif) }.map_err(PrepError::Cif)?;
+    let compiled = plan::intern_mode(sig, raw).map_err(PrepError::Classify)?;
+    // SAFETY: forwarded contract.
+    unsafe { prep_compiled(closure, compiled, cif, Some(fun), user_data, codeloc) }
+}
+
 /// Prepares a closure for a signature given directly; `cif` is only handed
 /// to the handler (the Rust API passes null).
 ///

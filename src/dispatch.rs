@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 use crate::arch::{FRAME_RET_BUF_PTR, FRAME_STACK_ARGS};
+use crate::raw::RawMode;
 use crate::record::{self, FfiClosure, Header};
 use statictramp_abi::{ArgLoc, Ext, RetLoc};
 use std::os::raw::c_void;
@@ -89,7 +90,10 @@ pub unsafe extern "C-unwind" fn statictramp_dispatch(
         };
         let c = &*closure;
         let fun = c.fun.expect("prepared closure has a handler");
-        fun(c.cif, rvalue.cast(), avalue, c.user_data);
+        match compiled.raw {
+            RawMode::Cooked => fun(c.cif, rvalue.cast(), avalue, c.user_data),
+            mode => crate::raw::call(mode, plan, c, rvalue.cast(), avalue, stack),
+        }
         match &plan.ret {
             RetLoc::Regs(moves) => {
                 for m in moves {

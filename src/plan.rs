@@ -4,6 +4,7 @@
 
 use crate::arch;
 use crate::cif::{self, CifError, FfiCif};
+use crate::raw::RawMode;
 use crate::thread_state;
 use statictramp_abi::{ClassifyError, Plan, Signature};
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub struct Compiled {
     pub entry_addr: usize,
     /// The full classification, for the generic dispatcher.
     pub plan: Plan,
+    /// What the handler receives (raw closures of a native raw API).
+    pub raw: RawMode,
     /// The signature it was made for.
     pub sig: Signature,
 }
@@ -30,19 +33,22 @@ const _: () = assert!(std::mem::offset_of!(Compiled, asm) == 0);
 
 impl Compiled {
     /// Picks the plan's entry and builds what it reads.
-    pub fn new(sig: Signature, plan: Plan) -> Compiled {
-        let (asm, entry) = arch::select_entry(&sig, &plan);
+    pub fn new(sig: Signature, plan: Plan, raw: RawMode) -> Compiled {
+        // Only the generic entries hand raw arguments over (the dispatcher
+        // does it).
+        let (asm, entry) = arch::select_entry(&sig, &plan, raw != RawMode::Cooked);
         Compiled {
             asm,
             entry,
             entry_addr: entry.address(),
             plan,
+            raw,
             sig,
         }
     }
 }
 
-type Interned = HashMap<Signature, &'static Compiled>;
+type Interned = HashMap<(Signature, RawMode), &'static Compiled>;
 
 fn interned() -> &'static Mutex<Interned> {
     static PLANS: OnceLock<Mutex<Interned>> = OnceLock::new();
@@ -60,13 +66,25 @@ pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
 /// The compiled plan for `sig`, classified on first use and shared by every
 /// closure of the same signature. Plans live for the rest of the process.
 pub fn intern(sig: Signature) -> Result<&'static Compiled, ClassifyError> {
+    intern_mode(sig, RawMode::Cooked)
+}
+
+/// [`intern`] for closures whose handler receives `raw` arguments.
+pub fn intern_mode(sig: Signature, raw: RawMode) -> Result<&'static Compiled, ClassifyError> {
     let mut map = interned().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = map.get(&sig) {
+    let key = (sig, raw);
+    if let Some(c) = map.get(&key) {
         return Ok(c);
     }
+    let sig = key.0;
+    if sig.abi.arch() != arch::ARCH {
+        return Err(ClassifyError::Unsupported(
+            "the ABI belongs to another architecture",
+        ));
+    }
     let plan = statictramp_abi::classify(&sig)?;
-    let compiled: &'static Compiled = Box::leak(Box::new(Compiled::new(sig.clone(), plan)));
-    map.insert(sig, compiled);
+    let compiled: &'static Compiled = Box::leak(Box::new(Compiled::new(sig.clone(), plan, raw)));
+    map.insert((sig, raw), compiled);
     Ok(compiled)
 }
 

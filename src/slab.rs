@@ -131,13 +131,19 @@ impl Slab {
         self.free[class as usize].push(p);
     }
 
-    /// Reserves the arena: 64 GiB of address space where it is free. Under
+    /// Reserves the arena: 64 GiB of address space where it is free (1 GiB
+    /// in a 32-bit address space). Under
     /// an address-space limit (RLIMIT_AS) the largest size that fits is
     /// found by halving, and only a quarter of it is kept (at least 64 MiB),
     /// so that trampoline regions (2 * REC_DIST of address space each: 448 MiB
     /// on x86_64) still fit beside it.
     fn reserve(&mut self) -> io::Result<()> {
-        const FULL: usize = 64 << 30;
+        // 64 GiB where the address space has room (64-bit), else 1 GiB.
+        const FULL: usize = if usize::BITS >= 64 {
+            (64u64 << 30) as usize
+        } else {
+            1 << 30
+        };
         const MIN: usize = 64 << 20;
         let mut len = FULL;
         let base = loop {

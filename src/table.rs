@@ -22,8 +22,8 @@
 #![allow(unsafe_code)]
 
 use crate::layout::{
-    IMAGE_SLOTS, REC_DIST, REC_STRIDE, RECORDS_BYTES, REGION_COPIES, SLOT, TEMPLATE_ALIGN,
-    TEMPLATE_BYTES, TEMPLATE_SLOTS,
+    GROUP_BYTES, IMAGE_BYTES, IMAGE_SLOTS, REC_DIST, REC_STRIDE, RECORDS_BYTES, REGION_COPIES,
+    SLOT, SLOTS_PER_GROUP, TEMPLATE_ALIGN, TEMPLATE_BYTES, TEMPLATE_SLOTS,
 };
 use crate::map;
 use crate::quarantine;
@@ -65,6 +65,22 @@ fn image_records() -> usize {
     (&raw const statictramp_image_records) as usize
 }
 
+/// Offset of slot `j`'s code from the start of its table. Slots come in
+/// groups of SLOTS_PER_GROUP, GROUP_BYTES apart: an architecture whose
+/// slots need a helper of their own in each page (i386's PC thunk) fills
+/// the rest of each group with it; x86_64 has one slot per group.
+fn code_offset(j: usize) -> usize {
+    (j / SLOTS_PER_GROUP) * GROUP_BYTES + (j % SLOTS_PER_GROUP) * SLOT
+}
+
+/// The index of the slot whose code starts `off` bytes into a table of
+/// `count` slots, if one does.
+fn code_index(off: usize, count: usize) -> Option<usize> {
+    let (g, r) = (off / GROUP_BYTES, off % GROUP_BYTES);
+    let j = g * SLOTS_PER_GROUP + r / SLOT;
+    (r % SLOT == 0 && r / SLOT < SLOTS_PER_GROUP && j < count).then_some(j)
+}
+
 /// Where a mapped slot is: its region's base, its copy and its index in it.
 fn locate(i: usize) -> (usize, usize, usize) {
     let m = i - IMAGE_SLOTS;
@@ -78,10 +94,10 @@ impl Slot {
     pub fn code(self) -> usize {
         let i = self.0 as usize;
         if i < IMAGE_SLOTS {
-            image_code() + i * SLOT
+            image_code() + code_offset(i)
         } else {
             let (base, k, j) = locate(i);
-            base + k * RECORDS_BYTES + j * SLOT
+            base + k * RECORDS_BYTES + code_offset(j)
         }
     }
 
@@ -102,10 +118,14 @@ impl Slot {
     /// the slot has been handed out (`handed_out` slots so far).
     pub fn from_code(code: usize, handed_out: u32) -> Option<Slot> {
         let off = code.wrapping_sub(image_code());
-        let found = if off < IMAGE_SLOTS * SLOT {
-            Some(off / SLOT).filter(|_| off % SLOT == 0)
+        let found = if off < IMAGE_BYTES {
+            code_index(off, IMAGE_SLOTS)
         } else {
-            in_region(code, 0, TEMPLATE_BYTES, SLOT)
+            let (r, k, within) = in_copy(code, 0)?;
+            (within < TEMPLATE_BYTES)
+                .then(|| code_index(within, TEMPLATE_SLOTS))
+                .flatten()
+                .map(|j| global_index(r, k, j))
         };
         found.map(|i| Slot(i as u32)).filter(|s| s.0 < handed_out)
     }
@@ -117,7 +137,9 @@ impl Slot {
         let found = if off < IMAGE_SLOTS * REC_STRIDE {
             Some(off / REC_STRIDE).filter(|i| i * REC_STRIDE == off)
         } else {
-            in_region(rec, REC_DIST, RECORDS_BYTES, REC_STRIDE)
+            let (r, k, within) = in_copy(rec, REC_DIST)?;
+            (within < TEMPLATE_SLOTS * REC_STRIDE && within % REC_STRIDE == 0)
+                .then(|| global_index(r, k, within / REC_STRIDE))
         };
         found.map(|i| Slot(i as u32)).filter(|s| s.0 < handed_out)
     }
@@ -147,14 +169,17 @@ fn region_of(addr: usize, offset: usize) -> Option<(usize, usize)> {
     None
 }
 
-/// The global slot index of `addr` if it is the start of a slot's part
-/// (code or record) in a mapped region: parts start `offset` above a copy's
-/// position, span `len` bytes per copy, `stride` bytes per slot.
-fn in_region(addr: usize, offset: usize, len: usize, stride: usize) -> Option<usize> {
+/// Where `addr` is in a mapped region's part starting `offset` above its
+/// base (0: code, REC_DIST: records): the region, the copy, and the offset
+/// within that copy's stride.
+fn in_copy(addr: usize, offset: usize) -> Option<(usize, usize, usize)> {
     let (r, off) = region_of(addr, offset)?;
-    let (k, within) = (off / RECORDS_BYTES, off % RECORDS_BYTES);
-    (within < len && within % stride == 0)
-        .then(|| IMAGE_SLOTS + r * REGION_SLOTS + k * TEMPLATE_SLOTS + within / stride)
+    Some((r, off / RECORDS_BYTES, off % RECORDS_BYTES))
+}
+
+/// The global index of slot `j` of copy `k` of region `r`.
+fn global_index(r: usize, k: usize, j: usize) -> usize {
+    IMAGE_SLOTS + r * REGION_SLOTS + k * TEMPLATE_SLOTS + j
 }
 
 /// Hands out slots: the in-image pool first, then mapped regions.
@@ -269,7 +294,7 @@ impl Slots {
 /// table and every mapped region's code half (copies and the holes between
 /// them). For diagnostics and tests.
 pub fn code_ranges() -> Vec<(usize, usize)> {
-    let mut v = vec![(image_code(), IMAGE_SLOTS * SLOT)];
+    let mut v = vec![(image_code(), IMAGE_BYTES)];
     for base in &REGIONS {
         let b = base.load(Ordering::Acquire);
         if b != 0 {

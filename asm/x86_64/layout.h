@@ -16,6 +16,11 @@
  * PC-relatively (lea, no load) and jumps through the header at its start.
  * A live closure costs 16 bytes of code and its 56-byte record. */
 #define REC_STRIDE 56
+/* Slots come in groups of SLOTS_PER_GROUP, GROUP_BYTES apart (an
+ * architecture that needs a per-page helper beside its slots, as i386's PC
+ * thunk, puts it in the rest of each group). x86_64 needs none. */
+#define SLOTS_PER_GROUP 1
+#define GROUP_BYTES 16
 /* Slots in the in-image pool (code in .text, records in .bss). */
 #define IMAGE_SLOTS 1024
 /* Slots in the mappable template; its size (SLOT_SIZE * TEMPLATE_SLOTS =

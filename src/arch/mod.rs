@@ -10,7 +10,9 @@
 //!   from `ARCH.scalar_layout`);
 //! - `EntryData` (`#[repr(C)]`, what the assembly entries read from a
 //!   compiled plan at the `PLAN_*` offsets of its layout.h), `EntryKind`
-//!   (the entries, with `address()`), and `select_entry(sig, plan)`;
+//!   (the entries, with `address()`), and `select_entry(sig, plan,
+//!   generic)` (`generic`: an entry that calls the Rust dispatcher, which
+//!   raw closures of a native raw API need);
 //! - `FRAME_STACK_ARGS`, `FRAME_RET_BUF_PTR`: the two frame offsets the
 //!   generic dispatcher needs besides the Plan's own;
 //! - `tls_word()`: the address of this thread's state word;
@@ -29,5 +31,10 @@ mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::*;
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(target_arch = "x86")]
+mod i386;
+#[cfg(target_arch = "x86")]
+pub use i386::*;
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
 compile_error!("statictramp has no port for this architecture yet (src/arch/)");

@@ -60,7 +60,7 @@ struct Held {
 
 impl Held {
     /// Keeps `fd`, just opened by us, with the identity `st` of its file.
-    fn new(fd: libc::c_int, st: &libc::stat) -> Held {
+    fn new(fd: libc::c_int, st: &libc::stat64) -> Held {
         Held {
             fd: Some(fd),
             dev: st.st_dev,
@@ -68,14 +68,14 @@ impl Held {
         }
     }
 
-    fn is(&self, st: &libc::stat) -> bool {
+    fn is(&self, st: &libc::stat64) -> bool {
         st.st_dev == self.dev && st.st_ino == self.ino
     }
 
     /// The descriptor and its file's current status, if the descriptor is
     /// still open on our file. Otherwise the number is the program's now
     /// (or nobody's): forget it, never close it.
-    fn check(&mut self) -> Option<(libc::c_int, libc::stat)> {
+    fn check(&mut self) -> Option<(libc::c_int, libc::stat64)> {
         let fd = self.fd?;
         match fstat(fd) {
             Some(st) if self.is(&st) => Some((fd, st)),
@@ -231,12 +231,12 @@ impl Sources {
     }
 }
 
-fn fstat(fd: libc::c_int) -> Option<libc::stat> {
+fn fstat(fd: libc::c_int) -> Option<libc::stat64> {
     // SAFETY: a zeroed stat is a valid value of the plain C struct.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
     // SAFETY: fstat writes only into `st`; any descriptor number is safe to
     // ask about.
-    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
+    (unsafe { libc::fstat64(fd, &mut st) } == 0).then_some(st)
 }
 
 fn close(fd: libc::c_int) {
@@ -249,7 +249,7 @@ fn close(fd: libc::c_int) {
 /// file owned by root or by the effective user, writable by no one else,
 /// long enough to hold the template at `offset` (mapping past the end would
 /// fault on the first read).
-fn trusted(st: &libc::stat, offset: u64) -> bool {
+fn trusted(st: &libc::stat64, offset: u64) -> bool {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     st.st_mode & libc::S_IFMT == libc::S_IFREG
@@ -260,7 +260,7 @@ fn trusted(st: &libc::stat, offset: u64) -> bool {
 
 /// Opens `name` read-only; the descriptor and the file's status if the
 /// file is `trusted`, else the descriptor is closed.
-fn open_trusted(name: &CStr, offset: u64) -> io::Result<(libc::c_int, libc::stat)> {
+fn open_trusted(name: &CStr, offset: u64) -> io::Result<(libc::c_int, libc::stat64)> {
     // SAFETY: `name` is a NUL-terminated path.
     let fd = unsafe { libc::open(name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
@@ -374,7 +374,7 @@ unsafe extern "C" fn phdr_callback(
                 } else {
                     vec![CStr::from_ptr(info.dlpi_name).to_owned()]
                 };
-                **found = Some((names, ph.p_offset + (*addr - start) as u64));
+                **found = Some((names, u64::from(ph.p_offset) + (*addr - start) as u64));
                 return 1;
             }
         }
@@ -384,7 +384,7 @@ unsafe extern "C" fn phdr_callback(
 
 /// A memfd holding one copy of the template, sealed so that it can never be
 /// written again, before it is ever mapped executable.
-fn make_memfd() -> io::Result<(libc::c_int, libc::stat)> {
+fn make_memfd() -> io::Result<(libc::c_int, libc::stat64)> {
     const MFD_EXEC: libc::c_uint = 0x10; // Linux 6.3: executable memfd, needed where vm.memfd_noexec=1
     let name = c"statictramp-template";
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;

@@ -180,11 +180,12 @@ fn fast_arg(loc: &ArgLoc) -> Option<(i16, u32)> {
     }
 }
 
-/// Picks the entry for a classified signature and builds what it reads.
-pub fn select(sig: &Signature, plan: &Plan) -> (EntryData, EntryKind) {
+/// Picks the entry for a classified signature and builds what it reads;
+/// with `generic`, one that calls the Rust dispatcher.
+pub fn select(sig: &Signature, plan: &Plan, generic: bool) -> (EntryData, EntryKind) {
     let mut fast_offs = [0i16; FAST_MAX_ARGS];
     let mut fast_save = 0u32;
-    let mut fast = sig.abi == Abi::SysV64 && plan.args.len() <= FAST_MAX_ARGS;
+    let mut fast = !generic && sig.abi == Abi::SysV64 && plan.args.len() <= FAST_MAX_ARGS;
     for (i, loc) in plan.args.iter().enumerate() {
         match fast_arg(loc) {
             Some((off, save)) if fast => {
@@ -219,6 +220,8 @@ pub fn select(sig: &Signature, plan: &Plan) -> (EntryData, EntryKind) {
         (Abi::SysV64, true, Some(_)) => EntryKind::SysVFast,
         (Abi::SysV64, _, _) => EntryKind::SysV,
         (Abi::Win64 | Abi::GnuW64, _, _) => EntryKind::Win64,
+        // plan::intern refuses the ABIs of other architectures.
+        (other, _, _) => unreachable!("{other:?} is not an x86_64 ABI"),
     };
     let data = EntryData {
         scratch: plan.scratch_size,

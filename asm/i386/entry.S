@@ -1,0 +1,127 @@
+/*
+ * statictramp_entry_i386: the closure entry of every libffi x86-32
+ * convention (SYSV, STDCALL, THISCALL, FASTCALL, MS_CDECL, PASCAL,
+ * REGISTER). The conventions differ in which registers carry arguments,
+ * in argument order and in who pops: the Plan (statictramp-abi i386)
+ * says where each argument is, and PLAN_POP how many bytes of the
+ * caller's arguments to pop; the entry itself treats them all alike.
+ *
+ * In (from a slot or a classic trampoline, table.S):
+ *     esp+0   scratch word (the entry's address)
+ *     esp+4   closure header
+ *     esp+8   the caller's return address
+ *     esp+12  the caller's stack arguments
+ *     eax, edx, ecx: register arguments where the convention has them.
+ *
+ * Frame after the prologue:
+ *
+ *     ebp+16 ..          caller's stack arguments (FRAME_STACK_PTR points here)
+ *     ebp+12             return address                       <- CFA - 4
+ *     ebp+8              header
+ *     ebp+4              scratch word
+ *     ebp+0              caller's ebp                         <- CFA - 16
+ *     ebp-4              address of the frame below
+ *     frame (16-aligned) FRAME_SIZE bytes (layout.h FRAME_*):
+ *                          +0 eax  +4 edx  +8 ecx  +12 stack argument pointer
+ *                          +16 return slot eax  +24 return slot edx
+ *     scratch            PLAN_SCRATCH bytes (a multiple of 16): avalue[] at
+ *                        its start, gathered arguments, the return buffer;
+ *                        reserved page by page (a stack overflow faults in
+ *                        the guard page, never beyond it)
+ *     esp                statictramp_dispatch's three arguments
+ *
+ *   statictramp_dispatch(frame, header, scratch) -> eax = RetKind
+ * builds avalue[] and calls the handler (src/dispatch.rs); the entry then
+ * loads eax:edx from the return slots, or pushes the x87 value whose buffer
+ * the dispatcher left in the eax return slot (flds / fldl / fldt).
+ *
+ * Return: the caller expects esp to come back above its arguments, plus N
+ * = PLAN_POP bytes where the callee pops, and the slot's two words are
+ * ours to remove. `ret $N` needs a constant, and a jump instead of ret
+ * would break CET shadow stacks, so the return address is copied to the
+ * top of the popped area (ebp+12+N), the saved ebp just below it, esp set
+ * there, and then `pop %ebp; ret`. Only ecx (not a return register in any
+ * convention) is used for it. CFI: CFA = ebp + 16 until the two copies;
+ * for the last three instructions CFA is described as the caller's esp
+ * after the pop (ecx + 4), the return address and saved ebp at their new
+ * places.
+ */
+#include "../common.h"
+#include "layout.h"
+
+	.hidden	statictramp_dispatch
+	.text
+
+ENTRY(statictramp_entry_i386)
+	.cfi_startproc
+	.cfi_def_cfa_offset 12		/* the slot's two words above the return address */
+	endbr32
+	pushl	%ebp
+	.cfi_def_cfa_offset 16
+	.cfi_offset %ebp, -16
+	movl	%esp, %ebp
+	.cfi_def_cfa_register %ebp
+	subl	$4 + FRAME_SIZE, %esp
+	andl	$-16, %esp			/* frame: 16-aligned */
+	movl	%esp, -4(%ebp)
+	movl	%eax, FRAME_EAX(%esp)
+	movl	%edx, FRAME_EDX(%esp)
+	movl	%ecx, FRAME_ECX(%esp)
+	leal	16(%ebp), %eax			/* first stack argument */
+	movl	%eax, FRAME_STACK_PTR(%esp)
+	movl	8(%ebp), %ecx			/* header */
+	movl	HDR_PLAN(%ecx), %eax
+	movl	PLAN_SCRATCH(%eax), %eax	/* scratch bytes, a multiple of 16 */
+	/* esp -= eax, touching every page on the way down. */
+1:	cmpl	$4096, %eax
+	jb	2f
+	subl	$4096, %esp
+	orl	$0, (%esp)
+	subl	$4096, %eax
+	jmp	1b
+2:	subl	%eax, %esp			/* scratch */
+	movl	%esp, %eax
+	subl	$16, %esp			/* three arguments, 16-aligned */
+	movl	-4(%ebp), %edx
+	movl	%edx, 0(%esp)			/* arg 1: frame */
+	movl	%ecx, 4(%esp)			/* arg 2: header */
+	movl	%eax, 8(%esp)			/* arg 3: scratch */
+	call	statictramp_dispatch		/* hidden: direct call, no PLT */
+	movl	-4(%ebp), %ecx			/* frame */
+	cmpl	$RET_KIND_REGS, %eax
+	jne	3f
+	movl	FRAME_RET_EAX(%ecx), %eax
+	movl	FRAME_RET_EDX(%ecx), %edx
+	jmp	.Lreturn
+3:	movl	FRAME_RET_EAX(%ecx), %edx	/* x87: the return buffer's address */
+	cmpl	$RET_KIND_X87_FLOAT, %eax
+	jne	4f
+	flds	(%edx)
+	jmp	.Lreturn
+4:	cmpl	$RET_KIND_X87_DOUBLE, %eax
+	jne	5f
+	fldl	(%edx)
+	jmp	.Lreturn
+5:	fldt	(%edx)				/* RET_KIND_X87: long double */
+.Lreturn:
+	movl	8(%ebp), %ecx			/* header */
+	movl	HDR_PLAN(%ecx), %ecx
+	movl	PLAN_POP(%ecx), %ecx		/* N */
+	leal	12(%ebp,%ecx), %ecx		/* where the return address goes */
+	pushl	12(%ebp)
+	popl	(%ecx)				/* return address, copied up */
+	pushl	0(%ebp)
+	popl	-4(%ecx)			/* caller's ebp, just below it */
+	.cfi_def_cfa %ecx, 4
+	.cfi_offset %eip, -4
+	.cfi_offset %ebp, -8
+	leal	-4(%ecx), %esp
+	.cfi_def_cfa %esp, 8
+	popl	%ebp
+	.cfi_def_cfa_offset 4
+	.cfi_restore %ebp
+	ret
+	.cfi_endproc
+END(statictramp_entry_i386)
+
+FILE_NOTES
