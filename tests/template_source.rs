@@ -268,8 +268,14 @@ fn dynamic_loader() -> String {
 /// Started as `ld.so ./program` (the kernel runs the loader, so
 /// /proc/self/exe is the loader, and the loader knows the program by a
 /// relative name) and moved to another directory before the first template
-/// copy, a program still maps the copies from its own file.
+/// copy, a program still maps the copies from its own file. Needs the
+/// load-time constructor, which only the C library's `capi` feature links
+/// (`cargo test --workspace` turns it on).
 #[test]
+#[cfg_attr(
+    not(feature = "capi"),
+    ignore = "needs the load-time constructor: run with the capi feature (cargo test --workspace)"
+)]
 fn copies_come_from_the_program_started_through_the_loader() {
     let Some(loader) = std::env::var_os(LOADER_CHILD) else {
         let exe = std::env::current_exe().unwrap();
