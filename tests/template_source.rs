@@ -125,8 +125,8 @@ fn descriptors_behind(addr: usize) -> Vec<i32> {
         .filter(|&fd| {
             // SAFETY: a zeroed stat is a valid value; fstat only writes into
             // it, and any descriptor number may be asked about.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            unsafe { libc::fstat(fd, &mut st) == 0 && st.st_dev == dev && st.st_ino == ino }
+            let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+            unsafe { libc::fstat64(fd, &mut st) == 0 && st.st_dev == dev && st.st_ino == ino }
         })
         .collect()
 }
