@@ -17,7 +17,9 @@ use std::io;
 
 mod source;
 pub use source::{Source, current_source};
-pub(crate) use source::{lock_for_fork, open_image_at_load};
+pub(crate) use source::lock_for_fork;
+#[cfg(feature = "capi")]
+pub(crate) use source::open_image_at_load;
 
 unsafe extern "C" {
     /// First byte of the template (asm/<arch>/table.S), TEMPLATE_BYTES long.

@@ -10,6 +10,8 @@
 //! of argument `i` is `(i+1)` in the high nibble and `k` in the low one),
 //! the handler records the bytes it sees and returns a value hashed from
 //! them, and the caller compares both.
+// The x86_64 conventions (SysV, Win64, GNU Win64); i386 has its own tests.
+#![cfg(target_arch = "x86_64")]
 #![allow(clippy::missing_safety_doc)]
 
 mod common;

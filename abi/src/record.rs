@@ -145,6 +145,9 @@ impl RecordLayout {
 /// Checks one architecture's layout against the sizes a C compiler gives
 /// its `ffi_closure` and `ffi_raw_closure` (worked out by hand from the
 /// structs above and the cited `ffitarget.h` lines).
+// Used only by the `const _` items below, which rustc 1.85 (the
+// rust-version) does not count as uses.
+#[allow(dead_code)]
 const fn check(l: RecordLayout, closure: u32, raw: u32) {
     assert!(l.is_consistent());
     assert!(l.closure_size() == closure);

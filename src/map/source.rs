@@ -145,6 +145,7 @@ pub(super) fn memfd_only() -> bool {
 
 /// Opens the image file now, at library load (see the module comment).
 /// Called by the ELF constructor in src/capi.rs.
+#[cfg_attr(not(feature = "capi"), allow(dead_code))]
 pub(crate) fn open_image_at_load() {
     if memfd_only() {
         return;
