@@ -64,6 +64,11 @@ pub fn intern(sig: Signature) -> Result<&'static Compiled, ClassifyError> {
     if let Some(c) = map.get(&sig) {
         return Ok(c);
     }
+    // Another architecture's convention classifies fine but no entry here
+    // could run its Plan (the Rust API takes any `Abi`).
+    if sig.abi.arch() != arch::ARCH {
+        return Err(ClassifyError::Unsupported("ABI of another architecture"));
+    }
     let plan = statictramp_abi::classify(&sig)?;
     let compiled: &'static Compiled = Box::leak(Box::new(Compiled::new(sig.clone(), plan)));
     map.insert(sig, compiled);

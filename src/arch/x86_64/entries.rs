@@ -219,6 +219,7 @@ pub fn select(sig: &Signature, plan: &Plan) -> (EntryData, EntryKind) {
         (Abi::SysV64, true, Some(_)) => EntryKind::SysVFast,
         (Abi::SysV64, _, _) => EntryKind::SysV,
         (Abi::Win64 | Abi::GnuW64, _, _) => EntryKind::Win64,
+        (other, _, _) => unreachable!("plan::intern refuses {other:?} on x86_64"),
     };
     let data = EntryData {
         scratch: plan.scratch_size,
