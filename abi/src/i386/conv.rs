@@ -35,7 +35,7 @@ pub(crate) enum RegRule {
     /// `double`, `long double`, complex types and structs of one
     /// floating-point member (SF/DF/XF/SC/DC/XC mode) use none.
     Gcc,
-    /// Delphi `register`: "the first three parameters that qualify" go in
+    /// Delphi `register`: the first three parameters that qualify go in
     /// eax, edx, ecx; integers and pointers of at most 4 bytes qualify,
     /// reals, Int64 and structured types do not, and a parameter that does
     /// not qualify takes no register (later ones still may).
@@ -111,8 +111,8 @@ pub(crate) fn conv(abi: Abi) -> Option<Conv> {
         Abi::I386StdCall => c(&[], Gcc, RightToLeft, All, HiddenFirst),
         Abi::I386FastCall => c(&FASTCALL_REGS, Gcc, RightToLeft, All, HiddenFirst),
         Abi::I386ThisCall => c(&THISCALL_REGS, Gcc, RightToLeft, All, HiddenFirst),
-        // Delphi: "for all conventions except cdecl, the procedure or
-        // function removes parameters from the stack upon returning".
+        // Delphi: every convention but cdecl has the callee remove its
+        // parameters from the stack.
         Abi::I386Pascal => c(&[], Delphi, LeftToRight, All, SmallOrHiddenLast),
         Abi::I386Register => c(&REGISTER_REGS, Delphi, LeftToRight, All, SmallOrHiddenLast),
         Abi::SysV64 | Abi::Win64 | Abi::GnuW64 => return None,

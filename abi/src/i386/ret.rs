@@ -8,20 +8,24 @@
 //! - 64-bit integers: eax (low half), edx (high half).
 //! - `float`, `double`, `long double`: `st(0)` (`flds`, `fldl`, `fldt`:
 //!   [`RetLoc::X87Float`], [`RetLoc::X87Double`], [`RetLoc::X87`]), as GCC
-//!   and Delphi ("real results ... in ST(0)") do.
-//! - C conventions ([`StructRet::HiddenFirst`]): `_Complex float` in eax:edx
-//!   (GCC: SCmode is not an aggregate, so it is returned like a 64-bit
-//!   integer; libffi: `X86_RET_INT64`, `ffi.c:160-165`); every struct,
-//!   whatever its size, and `_Complex double`/`long double` through a
-//!   hidden pointer (GCC on Linux returns every aggregate in memory:
-//!   `-fpcc-struct-return` is the i386 Linux default; complex types over 12
-//!   bytes by `ix86_return_in_memory`; libffi, not being X86_WIN32 or
-//!   X86_DARWIN, takes the `do_struct` path for every struct,
-//!   `ffi.c:119-151`).
-//! - Pascal conventions ([`StructRet::SmallOrHiddenLast`]): a struct of 1, 2 or 4
-//!   bytes in al/ax/eax (zero-extended), any other through a hidden
-//!   pointer. Pascal has no complex types; a complex value is returned as
-//!   a record of its two parts would be (so always through the pointer).
+//!   and Delphi (real results in ST(0)) do.
+//! - `_Complex float` in eax:edx, `_Complex double` and `_Complex long
+//!   double` through a hidden pointer (GCC: SCmode is not an aggregate and
+//!   is returned like a 64-bit integer, larger complex modes are over 12
+//!   bytes and go in memory, `ix86_return_in_memory`; libffi:
+//!   `X86_RET_INT64` and `do_struct`, `ffi.c:152-177`). Pascal has no
+//!   complex types, so PASCAL and REGISTER do the same.
+//! - C conventions ([`StructRet::HiddenFirst`]): every struct, whatever
+//!   its size, through a hidden pointer (GCC on Linux returns every
+//!   aggregate in memory: `-fpcc-struct-return` is the i386 Linux default,
+//!   with `ms_abi` too; libffi, not being X86_WIN32 or X86_DARWIN, takes
+//!   the `do_struct` path for every struct, `ffi.c:119-151`).
+//! - Pascal conventions ([`StructRet::SmallOrHiddenLast`]): a struct of
+//!   1, 2 or 4 bytes in al/ax/eax (zero-extended), any other through a
+//!   hidden pointer (the Delphi Language Guide, "Function results":
+//!   record, set and static-array results of one, two or four bytes come
+//!   back in AL, AX or EAX, larger ones through an extra var parameter
+//!   the caller passes after the declared ones).
 //!
 //! The hidden pointer goes back in eax in every convention (GCC's callees
 //! do `movl ptr, %eax`; libffi's closures load `rettemp[0]`,
@@ -64,11 +68,12 @@ pub(crate) fn ret(conv: &Conv, t: &Type) -> Ret {
         Kind::U64 | Kind::S64 => Ret::Value(eax_edx()),
         Kind::U8 | Kind::U16 | Kind::U32 | Kind::Pointer => eax(Ext::Zero),
         Kind::S8 | Kind::S16 | Kind::S32 => eax(Ext::Sign),
-        Kind::Struct(_) | Kind::Complex(_) => match conv.sret {
-            StructRet::HiddenFirst => match &t.kind {
-                Kind::Complex(elem) if elem.kind == Kind::Float => Ret::Value(eax_edx()),
-                _ => Ret::Hidden,
-            },
+        // GCC: SCmode is returned like a 64-bit integer, larger complex
+        // modes in memory; no Pascal compiler has complex types.
+        Kind::Complex(elem) if elem.kind == Kind::Float => Ret::Value(eax_edx()),
+        Kind::Complex(_) => Ret::Hidden,
+        Kind::Struct(_) => match conv.sret {
+            StructRet::HiddenFirst => Ret::Hidden,
             StructRet::SmallOrHiddenLast if matches!(t.size, 1 | 2 | 4) => eax(Ext::Zero),
             StructRet::SmallOrHiddenLast => Ret::Hidden,
         },
