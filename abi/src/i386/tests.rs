@@ -315,7 +315,7 @@ fn c_struct_and_complex_returns() {
 
 #[test]
 fn c_struct_return_pops() {
-    // The callees of ms.c in docs/design.md: `struct S f(int x)` and, for
+    // Measured callees `struct S f(int x)` and, for
     // fastcall/thiscall, `struct S f(int x, int y)`.
     let ret = st(vec![Type::S32; 3]);
     let one = vec![Type::S32];
@@ -350,8 +350,8 @@ fn c_struct_return_pops() {
         (p.args, p.ret, p.callee_pop),
         (vec![Stack(0), Stack(4)], mem_reg(ECX), 8)
     );
-    // _Complex double: the pointer like a struct's (pop.c: st_cd_ret
-    // ret $8, fc_cd_ret ret, tc_cd_ret ret $4, cdecl ret $4, ms_abi ret).
+    // _Complex double: the pointer like a struct's (measured: stdcall
+    // ret $8, fastcall ret, thiscall ret $4, cdecl ret $4, ms_abi ret).
     for (abi, pop) in [
         (Abi::I386StdCall, 8),
         (Abi::I386FastCall, 0),
@@ -464,7 +464,7 @@ fn stack_offsets_right_to_left() {
         let p = plan(abi, args.clone(), Type::VOID);
         assert_eq!((&p.args, p.callee_pop), (&want, pop), "{abi:?}");
     }
-    // A struct stated 16-aligned is not aligned on the stack (pop.c:
+    // A struct stated 16-aligned is not aligned on the stack (measured:
     // st_c_sa_i `ret $24`: char at 0, the struct at 4, int at 20).
     let p = plan(
         Abi::I386StdCall,
@@ -475,7 +475,7 @@ fn stack_offsets_right_to_left() {
         (p.args, p.callee_pop),
         (vec![Stack(0), Stack(4), Stack(20)], 24)
     );
-    // stdcall pops (pop.c): (long double, int) ret $16, (long long, int,
+    // stdcall pops (measured): (long double, int) ret $16, (long long, int,
     // int) ret $16, (T, char, T) with T = char[3] ret $12.
     for (args, pop) in [
         (vec![LONGDOUBLE, Type::S32], 16),
@@ -512,8 +512,9 @@ fn structs_are_passed_by_value_byte_for_byte() {
 
 // ---- fastcall and thiscall: GCC's register rule ----
 
-/// What `gcc -m32` does with `void f(ARGS)` called as in docs/design.md
-/// (call.c): the location of every argument and the bytes the callee pops.
+/// What `gcc -m32` does with `void f(ARGS)` (the caller probes of
+/// docs/design.md, "i386 classification"): the location of every argument
+/// and the bytes the callee pops.
 struct Probe {
     name: &'static str,
     args: Vec<Type>,
@@ -640,7 +641,7 @@ fn probes() -> Vec<Probe> {
             (vec![c.clone(), Stack(0), Stack(4), Stack(8)], 12),
         ),
         // libffi's bhaible test-callback `T (T, char, T)`, T = char[3]
-        // (pop.c: fc_t_c_t ret $8, tc_t_c_t ret $12).
+        // (measured: fastcall ret $8, thiscall ret $12).
         p(
             "t_c_t",
             vec![s3(), Type::S8, s3()],
@@ -648,7 +649,7 @@ fn probes() -> Vec<Probe> {
             (vec![Stack(0), Stack(4), Stack(8)], 12),
         ),
         // A struct stated 16-aligned: 16 bytes, no alignment, uses up
-        // every register (pop.c: fc_c_sa_i and tc_c_sa_i ret $20).
+        // every register (measured: fastcall and thiscall ret $20).
         p(
             "c_sa_i",
             vec![Type::S8, sa16(), i.clone()],
