@@ -3,7 +3,7 @@
 # every i386 convention (see harness.c): all seven libffi ABIs, PASCAL and
 # REGISTER through GCC declarations of the same layout. Needs the i686 cross
 # compiler (Debian: gcc-i686-linux-gnu, libc6-dev-i386-cross) and runs the
-# i686 harness natively. No libffi: its i386 ffi_call disagrees with the
+# statically linked i686 harness natively. No libffi: its i386 ffi_call disagrees with the
 # compilers on FASTCALL/THISCALL, PASCAL and REGISTER (docs/design.md).
 #
 #   abi/xcheck/i386/run.sh [CASES] [SEEDS] [LIBFFI]
@@ -26,10 +26,12 @@ command -v "$cc" >/dev/null || {
 tmp=${TMPDIR:-/tmp}/statictramp-xcheck-i386
 mkdir -p "$tmp"
 libffi=${3:-}
+# Static where possible: the harness then runs without an i386 libc
+# (libc6:i386); Debian's libffi:i386 is linked dynamically.
 case $libffi in
-  "") mode="$here/entry.S" ;;
+  "") mode="-static $here/entry.S" ;;
   system) mode="-DXCHECK_LIBFFI -I/usr/include/i386-linux-gnu -L/usr/lib/i386-linux-gnu -lffi" ;;
-  *) mode="-DXCHECK_LIBFFI -I$libffi/include $libffi/lib/libffi.a" ;;
+  *) mode="-static -DXCHECK_LIBFFI -I$libffi/include $libffi/lib/libffi.a" ;;
 esac
 status=0
 for seed in $seeds; do
