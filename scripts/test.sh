@@ -13,7 +13,8 @@
 #   7. examples/rust_user.rs: a Rust program on the crate alone keeps libffi's
 #      closure API (the C names are exported only by the capi/ crate)
 #      and scripts/demo (Python ctypes qsort callbacks, `statictramp run --strict`)
-#   8. abi/xcheck (libffi 3.6's ffi_call against our classification)
+#   8. abi/xcheck (libffi 3.6's ffi_call against our classification) and
+#      abi/xcheck/i386 (GCC-compiled i686 callers against our i386 Plans)
 #   9. compat/testsuite/run.py: libffi's own closure tests, 5 configurations
 #  10. scripts/test-i686: the i686 toolchain (Debian's rustc-web 1.85 and
 #      i386 std, i686-linux-gnu-gcc, libffi-dev:i386; installed by
@@ -98,6 +99,8 @@ declare -A packages=(
     [curl]="fetches rustup when no Rust toolchain is installed"
     [ca-certificates]="TLS for rustup and crates.io"
     [make]="builds libffi 3.6 from the libffi-sys source for abi/xcheck"
+    [gcc-i686-linux-gnu]="i686 callers of every i386 convention for abi/xcheck/i386"
+    [libc6-dev-i386-cross]="i686 C library (static) for abi/xcheck/i386"
     [pkg-config]="libffi-sys finds libffi with pkg-config"
     [python3]="compat/python/qsort_demo.py, ctypes_layouts.py (ctypes)"
     [binutils]="nm, readelf: symbol version checks"
@@ -183,6 +186,8 @@ if step "build preload library" build_preload; then
     step "demo: Python ctypes qsort under statictramp run --strict" scripts/demo
     step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
         abi/xcheck/run.sh 3000 "1 2 3"
+    step "i386 classifier cross-check: GCC i686 callers against our Plans (abi/xcheck/i386)" \
+        abi/xcheck/i386/run.sh 2100 "1 2 3"
     step "libffi testsuite: closure tests, system libffi and 3.6, preload and strict (compat/testsuite)" \
         libffi_testsuite
 else

@@ -80,6 +80,11 @@ pub unsafe extern "C-unwind" fn statictramp_dispatch(
                 *(frame.add(*echo as usize) as *mut *mut u8) = p;
                 p
             }
+            RetLoc::MemoryStack { ptr: slot, echo } => {
+                let p = *(stack.add(*slot as usize) as *const *mut u8);
+                *(frame.add(*echo as usize) as *mut *mut u8) = p;
+                p
+            }
             _ => {
                 let b = scratch.add(plan.ret_buf as usize);
                 // A handler returning a small integer may write only its
@@ -101,10 +106,10 @@ pub unsafe extern "C-unwind" fn statictramp_dispatch(
                     *(frame.add(m.dst as usize) as *mut u64) = v;
                 }
             }
-            RetLoc::X87 | RetLoc::X87Pair => {
+            RetLoc::X87 | RetLoc::X87Pair | RetLoc::X87Float | RetLoc::X87Double => {
                 *(frame.add(FRAME_RET_BUF_PTR) as *mut *mut u8) = rvalue;
             }
-            RetLoc::Void | RetLoc::Memory { .. } => {}
+            RetLoc::Void | RetLoc::Memory { .. } | RetLoc::MemoryStack { .. } => {}
         }
         plan.ret.kind() as u32
     }

@@ -225,6 +225,22 @@ fn bad_signatures_are_errors() {
 }
 
 #[test]
+fn another_architectures_abi_is_refused() {
+    let _serial = serial();
+    // statictramp-abi classifies every architecture's conventions on any
+    // host, but only this architecture's entries can run a plan.
+    let foreign = if cfg!(target_arch = "x86") {
+        Abi::SysV64
+    } else {
+        Abi::I386SysV
+    };
+    let e = Closure::new(foreign, vec![Type::S32], Type::S32, |_, _| {})
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("ABI of another architecture"), "{e}");
+}
+
+#[test]
 fn freed_slots_are_quarantined_before_reuse() {
     let _serial = serial();
     let make = || Closure::new(Abi::SysV64, vec![], Type::VOID, |_, _| {}).unwrap();

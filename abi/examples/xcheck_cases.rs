@@ -348,6 +348,7 @@ fn main() {
             RetLoc::Memory { ptr, echo } => (2, &[][..], *ptr, *echo),
             RetLoc::X87 => (3, &[][..], 0, 0),
             RetLoc::X87Pair => (4, &[][..], 0, 0),
+            other => unreachable!("not an x86_64 return: {other:?}"),
         };
         let ms: String = moves
             .iter()
@@ -365,6 +366,7 @@ fn main() {
             Abi::SysV64 => "FFI_UNIX64",
             Abi::Win64 => "FFI_WIN64",
             Abi::GnuW64 => "FFI_GNUW64",
+            other => unreachable!("not an x86_64 ABI: {other:?}"),
         };
         cases.push(format!(
             "{{{abin}, {}, args_{i}, {rname}, {{{locs}}}, {rk}, {}, {{{ms}}}, {ptr}, {echo}, {}, {}, {}, {}, {}}}",

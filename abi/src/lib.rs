@@ -12,9 +12,11 @@
 
 pub mod aarch64;
 pub mod arm;
+mod check;
 pub mod i386;
 pub mod plan;
 pub mod record;
+mod scratch;
 pub mod types;
 pub mod x86_64;
 
@@ -36,6 +38,25 @@ pub enum Abi {
     /// x86_64 Microsoft convention as GCC implements it: `long double` is the
     /// 16-byte x87 type, passed and returned by reference (libffi `FFI_GNUW64`).
     GnuW64,
+    /// i386 System V `cdecl` (libffi `FFI_SYSV`, the default on i386 Linux).
+    I386SysV,
+    /// i386 `stdcall`: the callee pops its arguments (libffi `FFI_STDCALL`).
+    I386StdCall,
+    /// i386 `thiscall`: the first integer argument in ecx (libffi
+    /// `FFI_THISCALL`).
+    I386ThisCall,
+    /// i386 `fastcall`: the first two integer arguments in ecx, edx (libffi
+    /// `FFI_FASTCALL`).
+    I386FastCall,
+    /// i386 `cdecl` as GCC's `ms_abi` attribute has it: the caller keeps the
+    /// hidden struct-return pointer (libffi `FFI_MS_CDECL`).
+    I386MsCdecl,
+    /// Borland/Delphi `pascal`: left to right on the stack (libffi
+    /// `FFI_PASCAL`).
+    I386Pascal,
+    /// Borland/Delphi `register`: eax, edx, ecx, then left to right on the
+    /// stack (libffi `FFI_REGISTER`).
+    I386Register,
 }
 
 /// An architecture: its libffi ABI numbering and closure record layout.
@@ -84,7 +105,23 @@ impl Abi {
     pub fn from_ffi(arch: Arch, abi: u32) -> Option<Abi> {
         match arch {
             Arch::X86_64 => x86_64::abi_from_ffi(abi),
-            Arch::I386 | Arch::Aarch64 | Arch::Arm => None,
+            Arch::I386 => i386::abi_from_ffi(abi),
+            Arch::Aarch64 | Arch::Arm => None,
+        }
+    }
+
+    /// The architecture whose convention this is: a runtime must not give
+    /// another architecture's Plan to its entries.
+    pub fn arch(self) -> Arch {
+        match self {
+            Abi::SysV64 | Abi::Win64 | Abi::GnuW64 => Arch::X86_64,
+            Abi::I386SysV
+            | Abi::I386StdCall
+            | Abi::I386ThisCall
+            | Abi::I386FastCall
+            | Abi::I386MsCdecl
+            | Abi::I386Pascal
+            | Abi::I386Register => Arch::I386,
         }
     }
 }
@@ -132,5 +169,12 @@ pub fn classify(sig: &Signature) -> Result<Plan, ClassifyError> {
     match sig.abi {
         Abi::SysV64 => x86_64::sysv::classify(sig),
         Abi::Win64 | Abi::GnuW64 => x86_64::win64::classify(sig),
+        Abi::I386SysV
+        | Abi::I386StdCall
+        | Abi::I386ThisCall
+        | Abi::I386FastCall
+        | Abi::I386MsCdecl
+        | Abi::I386Pascal
+        | Abi::I386Register => i386::classify(sig),
     }
 }

@@ -6,7 +6,8 @@
 //!   layout per architecture (see e.g. [`crate::x86_64::frame`]), plus the
 //!   return-register area the entry loads before it returns;
 //! - the caller's *stack* arguments, offset 0 being the first stack argument
-//!   slot the ABI defines (x86_64: the word above the return address);
+//!   slot the ABI defines (x86_64 and i386: the word above the return
+//!   address);
 //! - *scratch*: `Plan::scratch_size` bytes the entry reserves below its frame
 //!   for the dispatcher: `avalue[]`, reassembled arguments, the return buffer.
 
@@ -77,6 +78,16 @@ pub enum RetLoc {
     /// Two x87 values: `st(0)` = bytes 0..16, `st(1)` = bytes 16..32 of the
     /// return buffer (x86_64 `_Complex long double`).
     X87Pair,
+    /// `st(0)` loaded from the `float` in the return buffer (`flds`; i386).
+    X87Float,
+    /// `st(0)` loaded from the `double` in the return buffer (`fldl`; i386).
+    X87Double,
+    /// As [`RetLoc::Memory`], but the caller passed the hidden pointer in
+    /// the stack argument slot at offset `ptr` (i386); the handler writes
+    /// through it and the pointer goes back in the frame's return slot
+    /// `echo`. Whether the callee pops that slot is in
+    /// [`Plan::callee_pop`].
+    MemoryStack { ptr: u32, echo: u32 },
 }
 
 /// What the entry does after the dispatcher returns; the dispatcher returns
@@ -90,6 +101,10 @@ pub enum RetKind {
     X87 = 1,
     /// `fldt 16(buf); fldt (buf)`, buffer address in the first return slot.
     X87Pair = 2,
+    /// `flds` from the return buffer, address in the first return slot.
+    X87Float = 3,
+    /// `fldl` from the return buffer, address in the first return slot.
+    X87Double = 4,
 }
 
 impl RetLoc {
@@ -98,7 +113,11 @@ impl RetLoc {
         match self {
             RetLoc::X87 => RetKind::X87,
             RetLoc::X87Pair => RetKind::X87Pair,
-            _ => RetKind::Regs,
+            RetLoc::X87Float => RetKind::X87Float,
+            RetLoc::X87Double => RetKind::X87Double,
+            RetLoc::Void | RetLoc::Regs(_) | RetLoc::Memory { .. } | RetLoc::MemoryStack { .. } => {
+                RetKind::Regs
+            }
         }
     }
 }
@@ -111,14 +130,16 @@ pub struct Plan {
     /// Return delivery.
     pub ret: RetLoc,
     /// Offset within scratch of the return buffer the handler writes to
-    /// (unused for `RetLoc::Memory` and `RetLoc::Void`, which still get a
+    /// (unused for `RetLoc::Memory*` and `RetLoc::Void`, which still get a
     /// buffer so that a handler writing an `ffi_arg` does no harm).
     pub ret_buf: u32,
     /// Bytes of scratch the entry must reserve (a multiple of 16): `avalue[]`
-    /// at offset 0 (8 bytes per argument on 64-bit targets), then gathered
-    /// arguments, then the return buffer.
+    /// at offset 0 (one pointer per argument: 8 bytes on 64-bit targets, 4
+    /// on i386), then gathered arguments, then the return buffer.
     pub scratch_size: u32,
-    /// Bytes of stack arguments the callee pops on return (0 where the
-    /// caller cleans up).
+    /// Bytes of stack arguments the callee pops on return (`ret $N`; 0 where
+    /// the caller cleans up), counting a hidden return pointer passed on the
+    /// stack where the convention pops it, never anything the trampoline
+    /// pushed.
     pub callee_pop: u32,
 }

@@ -6,7 +6,7 @@ pub mod sysv;
 pub mod win64;
 
 use crate::record::RecordLayout;
-use crate::{Abi, ArgLoc, ClassifyError, Kind, Plan, RetLoc, Type, TypeError};
+use crate::{Abi, ArgLoc, ClassifyError, Kind, Plan, RetLoc, Type};
 
 /// libffi src/x86/ffitarget.h:145-146 (X86_64):
 /// `#define FFI_TRAMPOLINE_SIZE 32`, `#define FFI_NATIVE_RAW_API 0`.
@@ -67,97 +67,45 @@ pub fn standard_layout(kind: &Kind) -> Option<(u64, u64)> {
     })
 }
 
-/// Checks that every scalar inside `t` (and every complex type) has the size
-/// and alignment x86_64 gives it.
-///
-/// [`Type::validate`] takes a struct's stated size and alignment as they are
-/// (libffi does: clients state packed, union and bitfield layouts), but a
-/// scalar's layout is fixed by its kind: a `uint8` claiming 3 bytes would
-/// make the register arithmetic meaningless (libffi would silently
-/// misbehave; its predefined types and every ctypes field type carry the
-/// standard layouts), so it is reported as [`TypeError::LayoutMismatch`]
-/// (stated vs. standard layout). `void` (as an element, any stated layout)
-/// is not checked. Must run after `validate` (which bounds the nesting
-/// depth).
-pub(crate) fn check_standard(t: &Type) -> Result<(), ClassifyError> {
-    let expect = match &t.kind {
-        Kind::Void => return Ok(()),
-        Kind::Struct(elems) => {
-            return elems.iter().try_for_each(check_standard);
-        }
-        Kind::Complex(elem) => {
-            check_standard(elem)?;
-            (elem.size * 2, elem.align)
-        }
-        k => standard_layout(k).expect("scalar kind"),
-    };
-    if (t.size, t.align) != expect {
-        return Err(ClassifyError::BadType(TypeError::LayoutMismatch {
-            stated_size: t.size,
-            stated_align: t.align,
-            size: expect.0,
-            align: expect.1,
-        }));
-    }
-    Ok(())
-}
-
 /// Validates the return type and every argument type, then checks the
-/// x86_64 scalar layouts ([`check_standard`]). A `void` argument is refused
-/// with [`ClassifyError::Unsupported`]`("void argument")`.
+/// x86_64 scalar layouts ([`crate::check::check_signature`] with
+/// [`standard_layout`]). A `void` argument is refused with
+/// [`ClassifyError::Unsupported`]`("void argument")`.
 pub(crate) fn check_signature(args: &[Type], ret: &Type) -> Result<(), ClassifyError> {
-    ret.validate()?;
-    check_standard(ret)?;
-    for a in args {
-        a.validate()?;
-        if a.kind == Kind::Void {
-            return Err(ClassifyError::Unsupported("void argument"));
-        }
-        check_standard(a)?;
-    }
-    Ok(())
+    crate::check::check_signature(args, ret, standard_layout)
 }
 
 /// Size of the return buffer: at least 32 bytes (a `_Complex long double`,
 /// and never less than an `ffi_arg`), else the value rounded up to 16.
 pub(crate) fn ret_buf_len(ret: &Type, loc: &RetLoc) -> u64 {
     match loc {
-        RetLoc::Regs(_) | RetLoc::X87 | RetLoc::X87Pair => ret.size.next_multiple_of(16).max(32),
-        RetLoc::Void | RetLoc::Memory { .. } => 32,
+        RetLoc::Regs(_) | RetLoc::X87 | RetLoc::X87Pair | RetLoc::X87Float | RetLoc::X87Double => {
+            ret.size.next_multiple_of(16).max(32)
+        }
+        RetLoc::Void | RetLoc::Memory { .. } | RetLoc::MemoryStack { .. } => 32,
     }
 }
 
-/// Lays out scratch and assembles the [`Plan`]: `avalue[]` at 0 (8 bytes
-/// per argument), `ngather` 16-byte gather areas right after it (their
-/// offsets, [`gather_dst`], are already in `args`), then the 16-aligned
-/// return buffer.
+/// Lays out scratch and assembles the [`Plan`] ([`crate::scratch::finish`]):
+/// `avalue[]` at 0 (8 bytes per argument), `ngather` 16-byte gather areas
+/// right after it (their offsets, [`gather_dst`], are already in `args`),
+/// then the 16-aligned return buffer. No x86_64 callee pops anything.
 pub(crate) fn finish(
     args: Vec<ArgLoc>,
     ret: RetLoc,
     ret_ty: &Type,
     ngather: u64,
 ) -> Result<Plan, ClassifyError> {
-    let gathers_end = 8 * args.len() as u64 + 16 * ngather;
-    let ret_buf = gathers_end.next_multiple_of(16);
-    let scratch = (ret_buf + ret_buf_len(ret_ty, &ret)).next_multiple_of(16);
-    Ok(Plan {
-        args,
-        ret,
-        ret_buf: to_u32(ret_buf)?,
-        scratch_size: to_u32(scratch)?,
-        callee_pop: 0,
-    })
+    let len = ret_buf_len(ret_ty, &ret);
+    crate::scratch::finish(u64::from(RECORD.word), args, ret, len, ngather, 0)
 }
 
 /// Scratch offset of gather area `g` for a signature with `nargs` arguments.
 pub(crate) fn gather_dst(nargs: usize, g: u64) -> Result<u32, ClassifyError> {
-    to_u32(8 * nargs as u64 + 16 * g)
+    crate::scratch::gather_dst(u64::from(RECORD.word), nargs, g)
 }
 
-/// Narrows an offset; a signature whose areas exceed 4 GiB is refused.
-pub(crate) fn to_u32(v: u64) -> Result<u32, ClassifyError> {
-    u32::try_from(v).map_err(|_| ClassifyError::Unsupported("signature too large"))
-}
+pub(crate) use crate::scratch::to_u32;
 
 /// Zero/sign extension for a scalar returned in a register: `Sign` for the
 /// signed kinds narrower than a register, `Zero` for everything else (a
@@ -188,6 +136,11 @@ pub(crate) mod test_types {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TypeError;
+
+    fn check_standard(t: &Type) -> Result<(), ClassifyError> {
+        crate::check::check_standard(t, standard_layout)
+    }
 
     #[test]
     fn nonstandard_scalar_is_bad_type() {
