@@ -11,7 +11,10 @@ pub const TEMPLATE_BYTES: usize = TEMPLATE_SLOTS / SLOTS_PER_GROUP * GROUP_BYTES
 /// Bytes of the in-image table.
 pub const IMAGE_BYTES: usize = IMAGE_SLOTS / SLOTS_PER_GROUP * GROUP_BYTES;
 
-const _: () = assert!(TEMPLATE_SLOTS % SLOTS_PER_GROUP == 0 && IMAGE_SLOTS % SLOTS_PER_GROUP == 0);
+const _: () = assert!(
+    TEMPLATE_SLOTS / SLOTS_PER_GROUP * SLOTS_PER_GROUP == TEMPLATE_SLOTS
+        && IMAGE_SLOTS / SLOTS_PER_GROUP * SLOTS_PER_GROUP == IMAGE_SLOTS
+);
 const _: () = assert!(SLOTS_PER_GROUP * SLOT_SIZE <= GROUP_BYTES);
 const _: () = assert!(TEMPLATE_BYTES % TEMPLATE_ALIGN == 0);
 const _: () = assert!(REC_STRIDE == CLOSURE_SIZE);

@@ -16,10 +16,10 @@ use crate::layout::{TEMPLATE_ALIGN, TEMPLATE_BYTES};
 use std::io;
 
 mod source;
-pub use source::{Source, current_source};
 pub(crate) use source::lock_for_fork;
 #[cfg(feature = "capi")]
 pub(crate) use source::open_image_at_load;
+pub use source::{Source, current_source};
 
 unsafe extern "C" {
     /// First byte of the template (asm/<arch>/table.S), TEMPLATE_BYTES long.

@@ -78,9 +78,7 @@ pub fn intern_mode(sig: Signature, raw: RawMode) -> Result<&'static Compiled, Cl
     }
     let sig = key.0;
     if sig.abi.arch() != arch::ARCH {
-        return Err(ClassifyError::Unsupported(
-            "the ABI belongs to another architecture",
-        ));
+        return Err(ClassifyError::Unsupported("ABI of another architecture"));
     }
     let plan = statictramp_abi::classify(&sig)?;
     let compiled: &'static Compiled = Box::leak(Box::new(Compiled::new(sig.clone(), plan, raw)));

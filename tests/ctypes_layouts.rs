@@ -11,6 +11,8 @@
 //!
 //! Needs `python3` on PATH and STATICTRAMP_PRELOAD (scripts/test.sh sets
 //! both up); without them the tests fail rather than pass vacuously.
+// Runs the machine's python3, a 64-bit program, under the preload library.
+#![cfg(target_arch = "x86_64")]
 
 use statictramp_testkit::*;
 use std::process::Command;

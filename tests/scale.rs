@@ -322,12 +322,12 @@ fn address_space_child(headroom: u64, cap: usize) -> (usize, bool) {
     let mut v = Vec::with_capacity(cap);
     println!("REPORT start: VmSize {} kB", status_kb("VmSize"));
     let vm = status_kb("VmSize") * 1024;
-    let lim = libc::rlimit {
+    let lim = libc::rlimit64 {
         rlim_cur: vm + headroom,
         rlim_max: vm + headroom,
     };
     assert_eq!(
-        unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) },
+        unsafe { libc::setrlimit64(libc::RLIMIT_AS, &lim) },
         0,
         "setrlimit"
     );

@@ -14,6 +14,8 @@
 //! Signatures keep INTEGER+SSE structs out of r9 after an SSE argument:
 //! libffi 3.4.4's `ffi_call` itself clobbers xmm0 there (see
 //! `common::libffi344_clobbers_xmm0`, which does not model stated layouts).
+// Stated layouts under the x86_64 conventions; i386 has abi/xcheck/i386.
+#![cfg(target_arch = "x86_64")]
 #![allow(clippy::missing_safety_doc)]
 
 mod common;

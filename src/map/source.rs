@@ -375,7 +375,10 @@ unsafe extern "C" fn phdr_callback(
                 } else {
                     vec![CStr::from_ptr(info.dlpi_name).to_owned()]
                 };
-                **found = Some((names, u64::from(ph.p_offset) + (*addr - start) as u64));
+                // p_offset is 32 bits wide on 32-bit targets.
+                #[allow(clippy::useless_conversion)]
+                let offset = u64::from(ph.p_offset);
+                **found = Some((names, offset + (*addr - start) as u64));
                 return 1;
             }
         }
