@@ -116,10 +116,11 @@ struct ctx *ref_enter(void)
 
 void gcc_check_sp(struct ctx *c, uint32_t before, uint32_t after)
 {
-    if (after != before)
+    int d = (int)(after - before);
+    if (d)
         fail(c, "the stack pointer is %+d bytes off after the call: the callee popped "
-                "%d bytes more than the function type says",
-             (int)(after - before), (int)(after - before));
+                "%d bytes %s than the function type says",
+             d, d < 0 ? -d : d, d < 0 ? "fewer" : "more");
 }
 
 /* ---- the asm caller's image and checks --------------------------------- */
