@@ -20,7 +20,8 @@
 //!   with every caller, and `statictramp_owns_code` must claim every
 //!   closure.
 //! - The `ref` caller alone, without the preload: the images the generator
-//!   writes are what GCC expects (no closure involved).
+//!   writes are what GCC expects (no closure involved); and `--self-test`:
+//!   the asm caller reports each of six wrongs of two wrong callees.
 //!
 //! The C compiler: `CC_i686_unknown_linux_gnu` (scripts/lib/cross-target
 //! exports it), else `CC`, else `i686-linux-gnu-gcc` from Debian's
@@ -246,6 +247,15 @@ fn reference_callees_take_the_images() {
         let (n, passed) = s.abis[abi];
         assert!(n > 0 && passed == n, "{abi}: {passed}/{n}\n{all}");
     }
+}
+
+#[test]
+fn asm_caller_checks_can_fail() {
+    // Two wrong callees: clobbered ebx and ebp, a wrong pop, the direction
+    // flag left set, a value left on the x87 stack, the caller's stack
+    // written.
+    let (ok, all, _) = run(fixed(), &["--self-test"], false);
+    assert!(ok && all.contains("self-test 6/6 wrongs reported"), "{all}");
 }
 
 #[test]

@@ -120,6 +120,8 @@ i386_raw_call:
            whatever the callee did to esp (up to 256 bytes too many). */
         pushfl
         popl    i386_raw + RAW_OUT_EFLAGS
+        /* C code may not run with the direction flag a bad callee set. */
+        cld
         fnstsw  i386_raw + RAW_FSW_AFTER
         cmpl    $0, i386_raw + RAW_X87
         je      3f
@@ -152,5 +154,34 @@ i386_raw_call:
         ret
         .cfi_endproc
         .size   i386_raw_call, . - i386_raw_call
+
+/*
+ * Two wrong callees for `i386_callers --self-test`, which proves that
+ * every check of i386_raw_call's caller can fail. Called with one stack
+ * word by i386_raw_call (no CFI needed: leaf functions that only return).
+ *
+ * i386_bad_callee_regs: clobbers ebx and ebp, leaves a value on the x87
+ * stack, sets the direction flag and pops its word (a cdecl callee must
+ * not).
+ */
+        .globl  i386_bad_callee_regs
+        .type   i386_bad_callee_regs, @function
+i386_bad_callee_regs:
+        movl    $1, %ebx
+        movl    $2, %ebp
+        fldz
+        std
+        ret     $4
+        .size   i386_bad_callee_regs, . - i386_bad_callee_regs
+
+/* i386_bad_callee_stack: writes its argument (allowed) and the word above
+ * it (not allowed: the caller's). */
+        .globl  i386_bad_callee_stack
+        .type   i386_bad_callee_stack, @function
+i386_bad_callee_stack:
+        movl    $7, 4(%esp)
+        movl    $0x99, 8(%esp)
+        ret
+        .size   i386_bad_callee_stack, . - i386_bad_callee_stack
 
         .section .note.GNU-stack, "", @progbits

@@ -114,6 +114,10 @@ extern struct i386_raw i386_raw;
 /* Runs the call i386_raw describes (i386_asm_callers.S). */
 void i386_raw_call(void);
 
+/* Wrong callees for --self-test (i386_asm_callers.S). */
+void i386_bad_callee_regs(void);
+void i386_bad_callee_stack(void);
+
 struct ccase;
 
 /* One run of one case by one caller. */

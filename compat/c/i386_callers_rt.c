@@ -5,7 +5,7 @@
  * case and the others still run and are reported.
  *
  * Usage: i386_callers [--abi NAME]... [--case ID]... [--caller gcc|asm|ref]...
- *                     [--require-statictramp] [--no-fork] [--list]
+ *                     [--require-statictramp] [--no-fork] [--list] [--self-test]
  *   --abi NAME   only these ABIs (FFI_SYSV or SYSV, any case)
  *   --case ID    only these cases (ids as --list prints them)
  *   --caller C   only these callers (default: all three)
@@ -13,6 +13,8 @@
  *                up with dlsym) does not claim, or all if it is absent
  *   --no-fork    run in this process (for a debugger; a crash ends the run)
  *   --list       print the cases and exit
+ *   --self-test  run the asm caller against two wrong callees (in
+ *                i386_asm_callers.S): exit 0 iff all six wrongs are reported
  *
  * Output: a `FAIL <abi> #<id> <signature> <caller>: <what>` line per
  * mismatch; then per ABI
@@ -302,6 +304,25 @@ static int run_one(const struct ccase *cs, int caller)
     return bits | (c.fails ? X_FAILED : 0);
 }
 
+/* --self-test: i386_raw_call's checks against two wrong callees; each of
+ * the six wrongs must be reported. */
+static int self_test(void)
+{
+    static const struct ccase cs = {.id = 0, .abi_name = "self-test", .sig = "void(u32)"};
+    struct ctx c = {&cs, "asm", 0, 0, 1};
+    uint32_t w = 5;
+
+    raw_begin();
+    raw_push(&w, sizeof w);
+    raw_run(&c, (void *)i386_bad_callee_regs, 0, 0, 0); /* ebx, ebp, pop, DF, x87 */
+    raw_begin();
+    raw_push(&w, sizeof w);
+    /* misalign 4 with one word: no padding, the canary is the next word. */
+    raw_run(&c, (void *)i386_bad_callee_stack, 4, 0, 0);
+    printf("self-test %d/6 wrongs reported\n", c.fails);
+    return c.fails == 6 ? 0 : 1;
+}
+
 static const char *abi_short(const char *name)
 {
     return strncmp(name, "FFI_", 4) == 0 ? name + 4 : name;
@@ -334,10 +355,12 @@ int main(int argc, char **argv)
             nofork = 1;
         else if (!strcmp(a, "--list"))
             list = 1;
+        else if (!strcmp(a, "--self-test"))
+            return self_test();
         else {
             fprintf(stderr,
                     "usage: %s [--abi NAME]... [--case ID]... [--caller gcc|asm|ref]... "
-                    "[--require-statictramp] [--no-fork] [--list]\n",
+                    "[--require-statictramp] [--no-fork] [--list] [--self-test]\n",
                     argv[0]);
             return 2;
         }
