@@ -4,6 +4,7 @@
 //! programs of compat/c, and the preload library from STATICTRAMP_PRELOAD.
 #![forbid(unsafe_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -60,23 +61,35 @@ pub fn build_c(dir: &Path, name: &str, flags: &[&str], libs: &[&str]) -> PathBuf
 /// source, e.g. shared objects with different `-D` flags).
 pub fn build_c_as(dir: &Path, name: &str, out: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
     let src = repo_root().join("compat/c").join(format!("{name}.c"));
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    build_program(&cc, dir, out, &[src.as_path()], flags, libs)
+}
+
+/// Compiles and links `sources` (C or assembly) with the C compiler `cc`
+/// into `dir` as `out`, as [`build_c_as`] does one file of compat/c.
+pub fn build_program(
+    cc: &OsStr,
+    dir: &Path,
+    out: &str,
+    sources: &[&Path],
+    flags: &[&str],
+    libs: &[&str],
+) -> PathBuf {
     let exe = dir.join(out);
     let tmp = dir.join(format!("{out}.{}", std::process::id()));
-    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-    let out = output(
-        Command::new(&cc)
+    let res = output(
+        Command::new(cc)
             .args(flags)
             .arg("-o")
             .arg(&tmp)
-            .arg(&src)
+            .args(sources)
             .args(libs),
     );
     assert!(
-        out.status.success(),
-        "compiling {} with {cc:?} failed (is libffi-dev installed? scripts/test.sh installs it)\n{}{}",
-        src.display(),
-        text(&out.stdout),
-        text(&out.stderr)
+        res.status.success(),
+        "compiling {sources:?} with {cc:?} failed (is libffi-dev installed? scripts/test.sh installs it)\n{}{}",
+        text(&res.stdout),
+        text(&res.stderr)
     );
     std::fs::rename(&tmp, &exe).unwrap_or_else(|e| panic!("rename {}: {e}", tmp.display()));
     exe
