@@ -34,7 +34,8 @@ types and structs of one floating member use none. Delphi (register): a
 parameter that does not qualify takes none, later ones still may. Every
 stack argument takes its size rounded up to 4 bytes, at 4-byte alignment.
 The C conventions return every struct through the hidden pointer (Linux
-i386 is -fpcc-struct-return) and _Complex float in edx:eax; the Pascal
+i386 is -fpcc-struct-return); _Complex float comes back in edx:eax in
+every convention (GCC's SCmode; Pascal has none, libffi does the same); the Pascal
 ones pass the hidden pointer after the declared parameters (the next free
 register, else pushed last: nearest the return address).
 
@@ -238,8 +239,14 @@ class Layout:
             self.ret = "edx:eax"
         elif ret.kind in ("float", "double", "ldouble"):
             self.ret = "x87"
+        elif ret.kind == "cfloat":
+            # GCC returns SCmode like a 64-bit integer in every convention;
+            # Pascal has no complex types, and libffi's ffi_call (the only
+            # caller of a PASCAL/REGISTER closure returning one) does the
+            # same (X86_RET_INT64 whatever the ABI).
+            self.ret = "edx:eax"
         elif conv.sret == "first":
-            self.ret = "edx:eax" if ret.kind == "cfloat" else "sret"
+            self.ret = "sret"
         else:
             self.ret = "small" if ret.size in (1, 2, 4) else "sret"
         hidden = self.ret == "sret"
