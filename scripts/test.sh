@@ -6,9 +6,13 @@
 #   2. the Rust toolchain check (cargo, rustfmt, clippy)
 #   3. cargo fmt --all --check
 #   4. cargo clippy --workspace --all-targets -- -D warnings
-#   5. scripts/build-preload (the LD_PRELOAD library, symbol versions checked)
-#   6. cargo test --release --workspace, with STATICTRAMP_PRELOAD set
+#   5. scripts/build-preload (the LD_PRELOAD library, symbol versions
+#      checked), also --target i686-unknown-linux-gnu (the 32-bit one; sets
+#      up the i686 toolchain when missing)
+#   6. cargo test --release --workspace, with STATICTRAMP_PRELOAD and
+#      STATICTRAMP_PRELOAD_I686 set
 #      (incl. cli/tests/strict.rs: strict W^X mode and the statictramp CLI,
+#      for 64-bit and 32-bit programs,
 #      and bench/tests/bench.rs: statictramp-bench --quick)
 #   7. examples/rust_user.rs: a Rust program on the crate alone keeps libffi's
 #      closure API (the C names are exported only by the capi/ crate)
@@ -173,13 +177,20 @@ libffi_testsuite() {
 }
 
 preload_lib=
+preload_lib_i686=
+# Both word sizes: cli/tests/strict.rs runs 32-bit programs under
+# `statictramp run`. The i686 one sets up the i686 toolchain when it is
+# missing (scripts/lib/cross-target), in its own process.
 build_preload() {
     preload_lib=$(scripts/build-preload) || return 1
     echo "$preload_lib"
+    preload_lib_i686=$(scripts/build-preload --target i686-unknown-linux-gnu) || return 1
+    echo "$preload_lib_i686"
 }
 
-if step "build preload library" build_preload; then
+if step "build preload libraries (x86_64 and i686)" build_preload; then
     export STATICTRAMP_PRELOAD=$preload_lib
+    export STATICTRAMP_PRELOAD_I686=$preload_lib_i686
     step "cargo test --release --workspace" cargo test --release --workspace
     step "Rust users keep libffi's closure API (examples/rust_user.rs, crate alone)" \
         cargo run --release -p statictramp --example rust_user

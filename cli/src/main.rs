@@ -45,7 +45,9 @@ usage: statictramp run [--strict] [--lib PATH | --no-preload] [--] CMD [ARGS...]
             --strict    first make writable+executable memory impossible for
                         CMD (PR_SET_MDWE + a seccomp filter)
             --lib PATH  the preload library to use (default: $STATICTRAMP_LIB,
-                        else next to this binary, else ../lib/statictramp)
+                        else next to this binary, else ../lib/statictramp);
+                        give it once per word size: the one of CMD's
+                        ELF class (32-bit or 64-bit) is used
             --no-preload  run CMD on its own libffi (with --strict: shows
                         what strict mode does to libffi's closures)
   check   describe this machine: page size, map limits, strict mode, the

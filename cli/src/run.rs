@@ -7,7 +7,7 @@
 use super::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_OWN_ERROR, EXIT_USAGE};
 use crate::strict;
 use statictramp_locate::elf;
-use statictramp_locate::library::{self, LibError};
+use statictramp_locate::library;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -21,7 +21,8 @@ struct Options {
     /// Run without the library (to show what strict mode does to a
     /// program's own libffi).
     no_preload: bool,
-    lib: Option<PathBuf>,
+    /// `--lib`: once, or once per word size.
+    lib: Vec<PathBuf>,
     cmd: OsString,
     args: Vec<OsString>,
 }
@@ -29,7 +30,7 @@ struct Options {
 fn parse(args: &[OsString]) -> Result<Options, String> {
     let mut strict = false;
     let mut no_preload = false;
-    let mut lib = None;
+    let mut lib = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_bytes();
@@ -43,9 +44,9 @@ fn parse(args: &[OsString]) -> Result<Options, String> {
             b"--lib" => {
                 i += 1;
                 let p = args.get(i).ok_or("--lib needs a path")?;
-                lib = Some(PathBuf::from(p));
+                lib.push(PathBuf::from(p));
             }
-            _ if a.starts_with(b"--lib=") => lib = Some(PathBuf::from(OsStr::from_bytes(&a[6..]))),
+            _ if a.starts_with(b"--lib=") => lib.push(PathBuf::from(OsStr::from_bytes(&a[6..]))),
             _ if a.starts_with(b"-") => return Err(format!("unknown option {:?}", args[i])),
             _ => break,
         }
@@ -55,7 +56,7 @@ fn parse(args: &[OsString]) -> Result<Options, String> {
     if cmd.is_empty() {
         return Err("the command is an empty string".into());
     }
-    if no_preload && lib.is_some() {
+    if no_preload && !lib.is_empty() {
         return Err("--lib and --no-preload contradict each other".into());
     }
     Ok(Options {
@@ -150,9 +151,16 @@ pub fn main(args: &[OsString]) -> i32 {
         }
     };
     let shown = opts.cmd.to_string_lossy().into_owned();
+    // A missing library is reported before a missing command (the library
+    // is ours to get right); the command's word size picks the library.
+    let resolved = resolve(&opts.cmd);
+    let want = resolved
+        .as_ref()
+        .ok()
+        .and_then(|p| library::target_of(p).map(|t| (t, p.as_path())));
     let lib = match opts.no_preload {
         true => None,
-        false => match library::find(opts.lib.as_deref()) {
+        false => match library::find_for(&opts.lib, want) {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("statictramp run: {e}");
@@ -160,7 +168,7 @@ pub fn main(args: &[OsString]) -> i32 {
             }
         },
     };
-    let path = match resolve(&opts.cmd) {
+    let path = match resolved {
         Ok(p) => p,
         Err(CmdError::NotFound) => {
             eprintln!("statictramp run: {shown}: command not found");
@@ -171,12 +179,6 @@ pub fn main(args: &[OsString]) -> i32 {
             return EXIT_CANNOT_EXEC;
         }
     };
-    if let Some(lib) = &lib {
-        if let Err(e @ LibError::Mismatch { .. }) = library::check_compatible(&lib.path, &path) {
-            eprintln!("statictramp run: {e}");
-            return EXIT_OWN_ERROR;
-        }
-    }
     if opts.strict {
         if let Err(e) = refuse_exec_stack(&path) {
             eprintln!("statictramp run: {e}");
@@ -226,15 +228,21 @@ mod tests {
             Options {
                 strict: true,
                 no_preload: false,
-                lib: Some("/x.so".into()),
+                lib: vec!["/x.so".into()],
                 cmd: "ls".into(),
                 args: os(&["-l"])
             }
         );
         let o = parse(&os(&["--lib=/y.so", "echo", "--strict"])).unwrap();
         assert!(!o.strict);
-        assert_eq!(o.lib, Some("/y.so".into()));
+        assert_eq!(o.lib, vec![PathBuf::from("/y.so")]);
+        // Once per word size.
         assert_eq!(o.args, os(&["--strict"]));
+        let o = parse(&os(&["--lib", "/64.so", "--lib=/32.so", "true"])).unwrap();
+        assert_eq!(
+            o.lib,
+            vec![PathBuf::from("/64.so"), PathBuf::from("/32.so")]
+        );
         let o = parse(&os(&["--", "--strict"])).unwrap();
         assert_eq!(o.cmd, "--strict");
     }

@@ -481,3 +481,70 @@ fn strict_mode_refuses_programs_that_want_an_executable_stack() {
     let out = output(cli().args(["run", "--"]).arg(&exe));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+/// A 32-bit x86 program: `run` picks the i386 preload library
+/// (STATICTRAMP_PRELOAD_I686, scripts/test.sh builds it with
+/// `scripts/build-preload --target i686-unknown-linux-gnu`) among the
+/// libraries named, and `run --strict` refuses the i386 system calls that
+/// would make W+X memory, from a 32-bit probe, while statictramp's closures
+/// work there.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn run_serves_and_strictly_confines_32_bit_programs() {
+    let lib32 = std::env::var_os("STATICTRAMP_PRELOAD_I686")
+        .map(PathBuf::from)
+        .expect(
+            "STATICTRAMP_PRELOAD_I686 is not set: build the i686 preload library with \
+         scripts/build-preload --target i686-unknown-linux-gnu (scripts/test.sh does)",
+        );
+    let src = repo_root().join("compat/c/wx_probe.c");
+    let probe32 = statictramp_testkit::build_program(
+        std::ffi::OsStr::new("i686-linux-gnu-gcc"),
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "wx_probe32",
+        &[src.as_path()],
+        &["-O1", "-Wall"],
+        &["-lffi"],
+    );
+    let libs = std::env::join_paths([preload(), lib32.clone()]).unwrap();
+    let run = |args: &[&str], what: &str| {
+        let mut c = Command::new(CLI);
+        c.env("STATICTRAMP_LIB", &libs).env_remove("LD_PRELOAD");
+        output(c.args(args).arg(&probe32).arg(what))
+    };
+    // Strict: every way to W+X is refused from the 32-bit program too.
+    let out = run(&["run", "--strict", "--"], "wx");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = results(&out);
+    for name in [
+        "mmap-anon-rx",
+        "mmap-anon-rwx",
+        "mprotect-rw-to-rx",
+        "memfd-shared-rx",
+    ] {
+        assert_eq!(
+            r.get(name).map(String::as_str),
+            Some("refused EPERM"),
+            "32-bit, strict: {name}; all: {r:#?}"
+        );
+    }
+    // And statictramp's closures (the i386 library, chosen for the 32-bit
+    // program out of both named) work under it.
+    let out = run(&["run", "--strict", "--"], "closure");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "closure ok 1042 1073",
+        "{}",
+        text(&out.stderr)
+    );
+    // Only the 64-bit library named: refused, saying why.
+    let mut c = Command::new(CLI);
+    c.env("STATICTRAMP_LIB", preload()).env_remove("LD_PRELOAD");
+    let out = output(c.args(["run", "--"]).arg(&probe32).arg("closure"));
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("32-bit i386 program"),
+        "{}",
+        text(&out.stderr)
+    );
+}

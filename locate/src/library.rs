@@ -31,8 +31,11 @@ pub enum LibError {
         how: &'static str,
         why: String,
     },
-    /// Nothing in the default places.
-    NotFound { searched: Vec<PathBuf> },
+    /// Nothing (for programs of `want`, when given) in the default places.
+    NotFound {
+        searched: Vec<PathBuf>,
+        want: Option<Target>,
+    },
     /// The library cannot be loaded into the command.
     Mismatch {
         lib: PathBuf,
@@ -50,17 +53,24 @@ impl fmt::Display for LibError {
             LibError::Given { path, how, why } => {
                 write!(f, "the library {} ({how}) {why}", path.display())
             }
-            LibError::NotFound { searched } => {
-                writeln!(
-                    f,
-                    "the statictramp preload library was not found; looked for:"
-                )?;
+            LibError::NotFound { searched, want } => {
+                match want {
+                    Some(t) => writeln!(
+                        f,
+                        "no statictramp preload library for {t} programs was found; looked for:"
+                    )?,
+                    None => writeln!(
+                        f,
+                        "the statictramp preload library was not found; looked for:"
+                    )?,
+                }
                 for p in searched {
                     writeln!(f, "    {}", p.display())?;
                 }
                 write!(
                     f,
-                    "build it with scripts/build-preload (or `cargo build --release`), \
+                    "build it with scripts/build-preload (for 32-bit x86 programs: \
+                     scripts/build-preload --target i686-unknown-linux-gnu), \
                      or name it with --lib PATH or STATICTRAMP_LIB=PATH"
                 )
             }
@@ -100,7 +110,11 @@ fn validate(path: &Path, how: &'static str) -> Result<Target, LibError> {
 }
 
 /// The default places, in order: beside this binary (a cargo target dir or
-/// an install's bin/ with the library copied in), then an install's lib/.
+/// an install's bin/ with the library copied in), then an install's lib/;
+/// then the places of the other word size this machine may run: an
+/// install's lib32/ (or lib64/), and in a cargo target dir the output of
+/// `scripts/build-preload --target i686-unknown-linux-gnu` beside this
+/// binary's profile (`target/<triple>/<profile>/`).
 fn default_candidates() -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Some(dir) = std::env::current_exe()
@@ -112,6 +126,13 @@ fn default_candidates() -> Vec<PathBuf> {
         v.push(dir.join("../lib").join(PRELOAD));
         v.push(dir.join(CDYLIB));
         v.push(dir.join("../lib").join(CDYLIB));
+        v.push(dir.join("../lib32/statictramp").join(PRELOAD));
+        v.push(dir.join("../lib64/statictramp").join(PRELOAD));
+        if let Some(profile) = dir.file_name() {
+            for triple in ["i686-unknown-linux-gnu", "x86_64-unknown-linux-gnu"] {
+                v.push(dir.join("..").join(triple).join(profile).join(PRELOAD));
+            }
+        }
     }
     v
 }
@@ -123,28 +144,77 @@ fn absolute(p: &Path) -> PathBuf {
 /// Finds the library: `explicit` (from --lib), else `$STATICTRAMP_LIB`, else
 /// the default places. The path returned is absolute.
 pub fn find(explicit: Option<&Path>) -> Result<Found, LibError> {
-    let env = std::env::var_os("STATICTRAMP_LIB")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let (path, how): (PathBuf, &'static str) = match (explicit, env) {
-        (Some(p), _) => (p.to_path_buf(), "--lib"),
-        (None, Some(p)) => (p, "$STATICTRAMP_LIB"),
-        (None, None) => {
-            let searched = default_candidates();
-            match searched.iter().find(|p| p.is_file()) {
-                Some(p) => (p.clone(), "beside this program"),
-                None => return Err(LibError::NotFound { searched }),
+    let explicit: Vec<PathBuf> = explicit.map(Path::to_path_buf).into_iter().collect();
+    find_for(&explicit, None)
+}
+
+/// Finds the library for programs of `want` (their ELF class and machine;
+/// `None`: the first one found): among the `explicit` paths (--lib, which
+/// may be given once per word size), else `$STATICTRAMP_LIB` (a
+/// colon-separated list), else the default places. A named library of
+/// another class is a [`LibError::Mismatch`] only when no named one fits.
+/// The path returned is absolute.
+pub fn find_for(explicit: &[PathBuf], want: Option<(Target, &Path)>) -> Result<Found, LibError> {
+    let env: Vec<PathBuf> = std::env::var_os("STATICTRAMP_LIB")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (named, how): (Vec<PathBuf>, &'static str) = if !explicit.is_empty() {
+        (explicit.to_vec(), "--lib")
+    } else if !env.is_empty() {
+        (env, "$STATICTRAMP_LIB")
+    } else {
+        (Vec::new(), "beside this program")
+    };
+    let fits = |t: Target| want.is_none_or(|(w, _)| w == t);
+    let path = if named.is_empty() {
+        let searched = default_candidates();
+        let found = searched
+            .iter()
+            .find(|p| p.is_file() && matches!(elf::kind(p), Ok(elf::Kind::Elf(t)) if fits(t)));
+        match found {
+            Some(p) => p.clone(),
+            None => {
+                return Err(LibError::NotFound {
+                    searched,
+                    want: want.map(|(t, _)| t),
+                });
             }
         }
+    } else {
+        let mut first_other = None;
+        let mut hit = None;
+        for p in &named {
+            if !p.is_file() {
+                return Err(LibError::Given {
+                    path: p.clone(),
+                    how,
+                    why: "does not exist".into(),
+                });
+            }
+            let t = validate(p, how)?;
+            if fits(t) {
+                hit = Some(p.clone());
+                break;
+            }
+            first_other.get_or_insert((p.clone(), t));
+        }
+        match (hit, first_other, want) {
+            (Some(p), _, _) => p,
+            (None, Some((lib, lib_target)), Some((cmd_target, cmd))) => {
+                return Err(LibError::Mismatch {
+                    lib,
+                    lib_target,
+                    cmd: cmd.to_path_buf(),
+                    cmd_target,
+                });
+            }
+            _ => unreachable!("a named library either fits or mismatches"),
+        }
     };
-    if !path.is_file() {
-        return Err(LibError::Given {
-            path,
-            how,
-            why: "does not exist".into(),
-        });
-    }
-    validate(&path, how)?;
     let path = absolute(&path);
     let s = path.to_string_lossy();
     if s.contains([' ', ':', '\t', '\n']) {
@@ -156,6 +226,28 @@ pub fn find(explicit: Option<&Path>) -> Result<Found, LibError> {
         how: how.to_string(),
         versioned,
     })
+}
+
+/// The ELF target a library must have to be loaded into `cmd`: the
+/// program's own, or its `#!` interpreter's; `None` if neither is ELF.
+pub fn target_of(cmd: &Path) -> Option<Target> {
+    match elf::kind(cmd).ok()? {
+        elf::Kind::Elf(t) => Some(t),
+        elf::Kind::Script => {
+            let text = std::fs::read(cmd).ok()?;
+            let line = text.split(|&b| b == b'\n').next()?;
+            let interp = line
+                .get(2..)?
+                .split(|b| b.is_ascii_whitespace())
+                .find(|w| !w.is_empty())?;
+            use std::os::unix::ffi::OsStrExt;
+            match elf::kind(Path::new(std::ffi::OsStr::from_bytes(interp))).ok()? {
+                elf::Kind::Elf(t) => Some(t),
+                _ => None,
+            }
+        }
+        elf::Kind::Other => None,
+    }
 }
 
 /// Checks that `lib` can be loaded into the program `cmd` (if `cmd` is an
