@@ -121,6 +121,13 @@ fn main() {
     for (name, value) in &layout {
         writeln!(rs, "pub const {name}: usize = {value};").unwrap();
     }
+    writeln!(
+        rs,
+        "/// The assembly directory this build assembled, relative to the package root.\n\
+         pub const ASM_DIR: &str = {:?};",
+        target.asm_dir
+    )
+    .unwrap();
     fs::write(out.join("layout.rs"), rs).unwrap();
 
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)

@@ -23,7 +23,9 @@
 #  10. scripts/test-i686: the i686 toolchain (Debian's rustc-web 1.85 and
 #      i386 std, i686-linux-gnu-gcc, libffi-dev:i386; installed by
 #      scripts/lib/cross-target when missing), statictramp-abi's tests for
-#      i686, libffi 3.6 built for i686, and a libffi smoke test run natively
+#      i686, the i686 preload library and the runtime's tests built for
+#      i686 and run natively with it, libffi 3.6 built for i686, and a
+#      libffi smoke test run natively
 #
 # Every step runs even if an earlier one failed (except when the toolchain
 # or a step's prerequisite is missing), so one run shows all failures; the
@@ -39,7 +41,8 @@ for arg in "$@"; do
     case $arg in
         --fail-fast) fail_fast=1 ;;
         -h | --help)
-            sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            # The header comment, whatever its length.
+            sed -n '2,/^[^#]/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) echo "test.sh: unknown argument $arg" >&2; exit 2 ;;
@@ -209,6 +212,6 @@ fi
 
 # Last, and in a process of its own: it points cargo at Debian's rustc
 # (RUSTC=/usr/bin/rustc), which must not reach the host steps.
-step "i686: toolchain and statictramp-abi tests (scripts/test-i686)" scripts/test-i686
+step "i686: toolchain, statictramp-abi and runtime tests (scripts/test-i686)" scripts/test-i686
 
 summary

@@ -41,6 +41,7 @@ mod slab;
 pub mod table;
 mod thread_cache;
 mod thread_state;
+pub mod types;
 
 pub mod capi;
 

@@ -69,8 +69,13 @@ pub fn reserve(len: usize, align: usize) -> io::Result<usize> {
     Ok(base)
 }
 
-/// Gives back a range obtained from `reserve` that holds nothing in use.
+/// Gives back a range obtained from `reserve` that holds nothing in use
+/// (nothing to do for an empty one: i386's template copies fill their
+/// whole stride).
 pub fn release(addr: usize, len: usize) {
+    if len == 0 {
+        return;
+    }
     // SAFETY: callers pass a range from `reserve` (whole, or a part they
     // never mapped anything into) that nothing uses.
     unsafe { libc::munmap(addr as *mut _, len) };
@@ -133,6 +138,10 @@ pub fn map_template_copy(addr: usize) -> io::Result<Source> {
 /// Maps `fd` at `offset` over `addr` and checks the bytes; on mismatch the
 /// range is turned back into an inaccessible reservation.
 fn map_verified(addr: usize, fd: libc::c_int, offset: u64) -> io::Result<()> {
+    // A 32-bit off_t cannot name an offset past 2 GiB: refused rather
+    // than truncated (the memfd serves instead).
+    let offset = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "template offset past off_t"))?;
     // SAFETY: `addr` is inside a range reserved by us and not in use, so
     // MAP_FIXED replaces only our own PROT_NONE reservation. The mapping is
     // private, read + execute, of a file that is either an image only root
@@ -145,7 +154,7 @@ fn map_verified(addr: usize, fd: libc::c_int, offset: u64) -> io::Result<()> {
             libc::PROT_READ | libc::PROT_EXEC,
             libc::MAP_PRIVATE | libc::MAP_FIXED,
             fd,
-            offset as libc::off_t,
+            offset,
         )
     };
     if p == libc::MAP_FAILED {

@@ -1,9 +1,8 @@
 //! This thread's state: its cache of (slot, record) pairs and its cache of
 //! plans by cif address, reached through one TLS word
 //! (`statictramp_thread_state`, defined in the assembly of each
-//! architecture and reached by `crate::arch::tls_word`; x86_64: a TLS
-//! descriptor whose offset is cached when it is static,
-//! src/arch/x86_64/tls.rs).
+//! architecture and reached by `crate::arch::tls_word`: a TLS descriptor
+//! whose offset is cached when it is static, src/arch/<arch>/tls.rs).
 //!
 //! Why not `thread_local!`: in a shared object (the preload library, or the
 //! staticlib linked into a Python extension) Rust's thread locals use the

@@ -1,5 +1,5 @@
 //! The preload library loaded late, with dlopen, by a program that does not
-//! link it: its TLS word (asm/x86_64/tls.S, src/thread_state.rs), reached
+//! link it: its TLS word (asm/<arch>/tls.S, src/thread_state.rs), reached
 //! through a TLS descriptor, lives in glibc's surplus static TLS when there
 //! is room, else in dynamically allocated TLS, and dlopen must set it up in
 //! threads that already exist as well as in later ones.
@@ -17,8 +17,9 @@
 //! "cannot allocate memory in static TLS block".
 //!
 //! A third test reads the ELF dynamic sections of the preload library and
-//! the cdylib: no DF_STATIC_TLS in DT_FLAGS and no R_X86_64_TPOFF64
-//! relocation (initial-exec), so both load wherever TLS can be allocated.
+//! the cdylib: no DF_STATIC_TLS in DT_FLAGS and no initial-exec relocation
+//! (R_X86_64_TPOFF64, R_386_TLS_TPOFF), so both load wherever TLS can be
+//! allocated.
 //!
 //! Needs `STATICTRAMP_PRELOAD` (scripts/test.sh sets it to the library
 //! scripts/build-preload made), a C compiler and libffi-dev; fails loudly
@@ -210,6 +211,10 @@ const PT_TLS: u32 = 7;
 const DT_NULL: u64 = 0;
 const DT_FLAGS: u64 = 30;
 const DF_STATIC_TLS: u64 = 0x10;
+const ELFCLASS32: u8 = 1;
+const ELFCLASS64: u8 = 2;
+const EM_386: u16 = 3;
+const EM_X86_64: u16 = 62;
 
 fn u16_at(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes(b[off..off + 2].try_into().unwrap())
@@ -221,58 +226,107 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
 }
 
-/// What the test needs from an ELF64 little-endian shared object: DT_FLAGS
-/// (None when absent) and the PT_TLS segment's memory size (None when absent).
-fn dt_flags_and_tls(b: &[u8]) -> (Option<u64>, Option<u64>) {
+/// What the test needs from a little-endian ELF shared object of this
+/// target's class (ELF64 on a 64-bit target, ELF32 on a 32-bit one):
+/// its machine, DT_FLAGS (None when absent) and the PT_TLS segment's
+/// memory size (None when absent).
+struct Elf {
+    machine: u16,
+    flags: Option<u64>,
+    tls: Option<u64>,
+}
+
+fn read_elf(b: &[u8]) -> Elf {
+    let class = if usize::BITS == 64 {
+        ELFCLASS64
+    } else {
+        ELFCLASS32
+    };
     assert!(
-        b.len() >= 64 && b[..4] == *b"\x7fELF" && b[4] == 2 && b[5] == 1,
-        "not an ELF64 little-endian file"
+        b.len() >= 52 && b[..4] == *b"\x7fELF" && b[4] == class && b[5] == 1,
+        "not a little-endian ELF file of class {class} (this target's)"
     );
-    let phoff = u64_at(b, 0x20) as usize;
-    let phentsize = u16_at(b, 0x36) as usize;
-    let phnum = u16_at(b, 0x38) as usize;
-    let mut flags = None;
-    let mut tls = None;
+    // A word of the file's class at `off`.
+    let word = |off: usize| {
+        if class == ELFCLASS64 {
+            u64_at(b, off)
+        } else {
+            u64::from(u32_at(b, off))
+        }
+    };
+    // e_phoff, e_phentsize, e_phnum; p_offset, p_filesz, p_memsz; d_tag, d_val.
+    let (phoff, phentsize, phnum) = if class == ELFCLASS64 {
+        (0x20, 0x36, 0x38)
+    } else {
+        (0x1c, 0x2a, 0x2c)
+    };
+    let (p_offset, p_filesz, p_memsz) = if class == ELFCLASS64 {
+        (8, 32, 40)
+    } else {
+        (4, 16, 20)
+    };
+    let wsize = if class == ELFCLASS64 { 8 } else { 4 };
+    let phoff = word(phoff) as usize;
+    let phentsize = u16_at(b, phentsize) as usize;
+    let phnum = u16_at(b, phnum) as usize;
+    let mut elf = Elf {
+        machine: u16_at(b, 0x12),
+        flags: None,
+        tls: None,
+    };
     for i in 0..phnum {
         let ph = phoff + i * phentsize;
         let (offset, filesz, memsz) = (
-            u64_at(b, ph + 8) as usize,
-            u64_at(b, ph + 32) as usize,
-            u64_at(b, ph + 40),
+            word(ph + p_offset) as usize,
+            word(ph + p_filesz) as usize,
+            word(ph + p_memsz),
         );
         match u32_at(b, ph) {
-            PT_TLS => tls = Some(memsz),
+            PT_TLS => elf.tls = Some(memsz),
             PT_DYNAMIC => {
-                for e in b[offset..offset + filesz].chunks_exact(16) {
-                    let tag = u64_at(e, 0);
+                for e in (offset..offset + filesz).step_by(2 * wsize) {
+                    let tag = word(e);
                     if tag == DT_NULL {
                         break;
                     }
                     if tag == DT_FLAGS {
-                        flags = Some(u64_at(e, 8));
+                        elf.flags = Some(word(e + wsize));
                     }
                 }
             }
             _ => {}
         }
     }
-    (flags, tls)
+    elf
+}
+
+/// The dynamic relocations of a machine that `readelf -rW` names: those
+/// of the initial-exec TLS model (a prefix) and the TLS descriptor's.
+fn tls_relocations(machine: u16) -> (&'static str, &'static str) {
+    match machine {
+        EM_X86_64 => ("R_X86_64_TPOFF", "R_X86_64_TLSDESC"),
+        EM_386 => ("R_386_TLS_TPOFF", "R_386_TLS_DESC"),
+        m => panic!("ELF machine {m}: no TLS relocation names known"),
+    }
 }
 
 /// The library needs no static TLS: no DF_STATIC_TLS, no initial-exec
-/// relocation (R_X86_64_TPOFF64/32); its TLS word is reached through a TLS
-/// descriptor (R_X86_64_TLSDESC), which glibc resolves to static TLS when
-/// there is room and to dynamic TLS otherwise.
+/// relocation (x86_64 R_X86_64_TPOFF64/32, i386 R_386_TLS_TPOFF/32); its
+/// TLS word is reached through a TLS descriptor (R_X86_64_TLSDESC,
+/// R_386_TLS_DESC), which glibc resolves to static TLS when there is room
+/// and to dynamic TLS otherwise.
 fn assert_needs_no_static_tls(lib: &Path) {
     let bytes = std::fs::read(lib).unwrap_or_else(|e| panic!("cannot read {}: {e}", lib.display()));
-    let (flags, tls) = dt_flags_and_tls(&bytes);
-    let tls = tls.unwrap_or_else(|| panic!("{} has no PT_TLS segment", lib.display()));
+    let elf = read_elf(&bytes);
+    let tls = elf
+        .tls
+        .unwrap_or_else(|| panic!("{} has no PT_TLS segment", lib.display()));
     assert!(
-        tls >= 8,
+        tls >= size_of::<usize>() as u64,
         "PT_TLS of {} is {tls} bytes, too small for the thread-state word",
         lib.display()
     );
-    let flags = flags.unwrap_or(0);
+    let flags = elf.flags.unwrap_or(0);
     assert!(
         flags & DF_STATIC_TLS == 0,
         "{}: DT_FLAGS = {flags:#x} has DF_STATIC_TLS ({DF_STATIC_TLS:#x}): a dlopen fails once \
@@ -287,9 +341,10 @@ fn assert_needs_no_static_tls(lib: &Path) {
         text(&out.stderr)
     );
     let relocs = text(&out.stdout);
+    let (initial_exec, descriptor) = tls_relocations(elf.machine);
     let ie: Vec<&str> = relocs
         .lines()
-        .filter(|l| l.contains("R_X86_64_TPOFF"))
+        .filter(|l| l.contains(initial_exec))
         .collect();
     assert!(
         ie.is_empty(),
@@ -298,8 +353,8 @@ fn assert_needs_no_static_tls(lib: &Path) {
         ie.join("\n")
     );
     assert!(
-        relocs.contains("R_X86_64_TLSDESC"),
-        "{} has no TLS descriptor relocation: how is the thread-state word reached?",
+        relocs.contains(descriptor),
+        "{} has no TLS descriptor relocation ({descriptor}): how is the thread-state word reached?",
         lib.display()
     );
     eprintln!(

@@ -4,8 +4,9 @@
 //! - the CET marking (`.note.gnu.property`, x86 feature bits): the preload
 //!   library (`$STATICTRAMP_PRELOAD`) and the cdylib must be marked SHSTK,
 //!   or loading them turns shadow stacks off for the whole process; IBT
-//!   only if every exported function begins with `endbr64`. Each object
-//!   assembled from asm/x86_64/ must carry IBT and SHSTK itself, so that a
+//!   only if every exported function begins with the landing pad
+//!   (`endbr64`, `endbr32` on i386). Each object assembled from the
+//!   architecture's asm/<arch>/ must carry IBT and SHSTK itself, so that a
 //!   CET-built program linking the staticlib is not unmarked by them;
 //! - the cdylib exports no internal `statictramp_*` symbol (the entries'
 //!   dispatcher and trap function would otherwise be interposable): only
@@ -62,8 +63,14 @@ fn library_features(lib: &std::path::Path) -> Vec<String> {
     f.pop().map(|(_, bits)| bits).unwrap_or_default()
 }
 
+/// The IBT landing pad that begins every indirect-branch target.
+#[cfg(target_arch = "x86_64")]
+const ENDBR: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa]; // endbr64
+#[cfg(target_arch = "x86")]
+const ENDBR: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfb]; // endbr32
+
 /// Exported functions (`nm -D --defined-only`, type T) that do not begin
-/// with `endbr64`, found by reading the first 4 bytes at each symbol's
+/// with [`ENDBR`], found by reading the first 4 bytes at each symbol's
 /// file offset (through the section headers).
 fn exported_without_endbr(lib: &std::path::Path) -> Vec<String> {
     let bytes = std::fs::read(lib).unwrap();
@@ -97,7 +104,7 @@ fn exported_without_endbr(lib: &std::path::Path) -> Vec<String> {
             w[2]
         );
         let at = (a - addr + off) as usize;
-        if bytes[at..at + 4] != [0xf3, 0x0f, 0x1e, 0xfa] {
+        if bytes[at..at + 4] != ENDBR {
             missing.push(w[2].to_string());
         }
     }
@@ -117,7 +124,7 @@ fn assert_cet_marked(lib: &std::path::Path) {
     if bits.iter().any(|b| b == "IBT") {
         assert!(
             no_endbr.is_empty(),
-            "{} claims IBT but these exported functions do not begin with endbr64: {no_endbr:?}",
+            "{} claims IBT but these exported functions do not begin with endbr: {no_endbr:?}",
             lib.display()
         );
     } else {
@@ -126,7 +133,7 @@ fn assert_cet_marked(lib: &std::path::Path) {
         // ever fails, IBT can be claimed too.
         assert!(
             !no_endbr.is_empty(),
-            "every exported function of {} begins with endbr64: check the rest and mark it IBT",
+            "every exported function of {} begins with endbr: check the rest and mark it IBT",
             lib.display()
         );
     }
@@ -149,7 +156,7 @@ fn assembled_objects_carry_ibt_and_shstk() {
     let lib = built_library("libstatictramp.a");
     let notes = tool("readelf", &["-nW"], &lib);
     let marked = x86_features(&notes);
-    let dir = repo_root().join("asm").join(std::env::consts::ARCH);
+    let dir = repo_root().join(statictramp::layout::ASM_DIR);
     let mut stems: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| {

@@ -75,11 +75,43 @@ fn null_cif_closure_or_handler_is_bad_argtype() {
     }
 }
 
+/// libffi's ABI numbers on this architecture (libffi-sys mirrors each
+/// ffitarget.h): the named ones are accepted, everything else is
+/// FFI_BAD_ABI: `FFI_FIRST_ABI`, `FFI_LAST_ABI` and beyond, and on i386
+/// the unused 2 (ffi_prep_cif lets it through its range check,
+/// ffi_prep_cif_machdep refuses it).
+#[cfg(target_arch = "x86_64")]
+const ABIS: (&[u32], &[u32]) = (
+    &[
+        0,
+        ffi_abi_FFI_FIRST_ABI,
+        ffi_abi_FFI_LAST_ABI,
+        6,
+        99,
+        u32::MAX,
+    ],
+    &[ffi_abi_FFI_UNIX64, ffi_abi_FFI_WIN64, ffi_abi_FFI_GNUW64],
+);
+#[cfg(target_arch = "x86")]
+const ABIS: (&[u32], &[u32]) = (
+    &[ffi_abi_FFI_FIRST_ABI, 2, ffi_abi_FFI_LAST_ABI, 99, u32::MAX],
+    &[
+        ffi_abi_FFI_SYSV,
+        ffi_abi_FFI_THISCALL,
+        ffi_abi_FFI_FASTCALL,
+        ffi_abi_FFI_STDCALL,
+        ffi_abi_FFI_PASCAL,
+        ffi_abi_FFI_REGISTER,
+        ffi_abi_FFI_MS_CDECL,
+    ],
+);
+
 #[test]
 fn unknown_abi_is_bad_abi() {
     let _g = serial();
+    let (refused, accepted) = ABIS;
     let (cl, code) = alloc(size_of::<ffi_closure>()).expect("alloc");
-    for abi in [0u32, 1, 5, 6, 99, u32::MAX] {
+    for &abi in refused {
         let cif = cif_int_int_int();
         unsafe {
             (*cif).abi = abi;
@@ -90,8 +122,8 @@ fn unknown_abi_is_bad_abi() {
             );
         }
     }
-    // The three x86_64 ABIs libffi knows are accepted.
-    for abi in [2u32, 3, 4] {
+    // Every ABI libffi knows here is accepted.
+    for &abi in accepted {
         let cif = cif_int_int_int();
         unsafe {
             (*cif).abi = abi;
@@ -102,7 +134,7 @@ fn unknown_abi_is_bad_abi() {
             );
         }
     }
-    // Back to UNIX64 and callable.
+    // Back to the default ABI and callable.
     let cif = cif_int_int_int();
     unsafe {
         assert_eq!(prep(cl, cif, h(add_plus_ud), null_mut(), code), FFI_OK);
@@ -347,7 +379,8 @@ fn alloc_large_record_is_fully_writable() {
         unsafe {
             assert_eq!(prep(cl, cif, h(add_plus_ud), ud(7), code), FFI_OK);
             // The bytes past the ffi_closure are the client's.
-            let tail = std::slice::from_raw_parts_mut(cl.cast::<u8>().add(56), size - 56);
+            let head = size_of::<ffi_closure>();
+            let tail = std::slice::from_raw_parts_mut(cl.cast::<u8>().add(head), size - head);
             for (i, b) in tail.iter_mut().enumerate() {
                 *b = (i % 251) as u8;
             }
@@ -718,6 +751,55 @@ impl Drop for Page {
     }
 }
 
+/// The header address the classic trampoline at `tramp` embeds (the
+/// `tramp[]` bytes src/arch/<arch>/mod.rs `classic_trampoline` writes),
+/// after checking its encoding, which is the architecture's own.
+///
+/// # Safety
+/// `tramp` must point to `TRAMP_SIZE` readable bytes.
+#[cfg(target_arch = "x86_64")]
+unsafe fn classic_header(tramp: *const u8) -> usize {
+    // SAFETY: per the contract.
+    let t = unsafe { std::slice::from_raw_parts(tramp, statictramp::record::TRAMP_SIZE) };
+    assert_eq!(
+        &t[..6],
+        &[0xf3, 0x0f, 0x1e, 0xfa, 0x49, 0xba],
+        "endbr64; movabs $imm64, %r10"
+    );
+    assert_eq!(&t[14..17], &[0x41, 0xff, 0x22], "jmp *(%r10)");
+    assert!(
+        t[17..].iter().all(|&b| b == 0xcc),
+        "int3 padding: {:02x?}",
+        &t[17..]
+    );
+    u64::from_le_bytes(t[6..14].try_into().unwrap()) as usize
+}
+
+/// i386: register-free like the slots (`endbr32; pushl $header; pushl
+/// %eax; jmp *header->entry`), 16 bytes.
+///
+/// # Safety
+/// `tramp` must point to `TRAMP_SIZE` readable bytes.
+#[cfg(target_arch = "x86")]
+unsafe fn classic_header(tramp: *const u8) -> usize {
+    // SAFETY: per the contract.
+    let t = unsafe { std::slice::from_raw_parts(tramp, statictramp::record::TRAMP_SIZE) };
+    assert_eq!(t.len(), 16);
+    assert_eq!(
+        &t[..5],
+        &[0xf3, 0x0f, 0x1e, 0xfb, 0x68],
+        "endbr32; pushl $imm32"
+    );
+    let header = u32::from_le_bytes(t[5..9].try_into().unwrap()) as usize;
+    assert_eq!(&t[9..12], &[0x50, 0xff, 0x25], "pushl %eax; jmp *abs32");
+    assert_eq!(
+        u32::from_le_bytes(t[12..16].try_into().unwrap()) as usize,
+        header + statictramp::layout::HDR_ENTRY,
+        "the jump goes through the header's entry word"
+    );
+    header
+}
+
 #[test]
 fn prep_on_foreign_memory_writes_classic_trampoline() {
     let _g = serial();
@@ -726,19 +808,7 @@ fn prep_on_foreign_memory_writes_classic_trampoline() {
     let cif = cif_int_int_int();
     unsafe {
         assert_eq!(prep(mem, cif, h(add_plus_ud), ud(1000), mem), FFI_OK);
-        let t = std::slice::from_raw_parts(page.0, 32);
-        assert_eq!(
-            &t[..6],
-            &[0xf3, 0x0f, 0x1e, 0xfa, 0x49, 0xba],
-            "endbr64; movabs $imm64, %r10"
-        );
-        assert_eq!(&t[14..17], &[0x41, 0xff, 0x22], "jmp *(%r10)");
-        assert!(
-            t[17..].iter().all(|&b| b == 0xcc),
-            "int3 padding: {:02x?}",
-            &t[17..]
-        );
-        let header1 = u64::from_le_bytes(t[6..14].try_into().unwrap());
+        let header1 = classic_header(page.0);
         assert_ne!(header1, 0);
         // The libffi fields are filled in.
         let c = &*(mem as *const ffi_closure);
@@ -758,8 +828,7 @@ fn prep_on_foreign_memory_writes_classic_trampoline() {
         // Re-prep with other user data and another handler.
         page.protect(libc::PROT_READ | libc::PROT_WRITE);
         assert_eq!(prep(mem, cif, h(mul_minus_ud), ud(2000), mem), FFI_OK);
-        let t = std::slice::from_raw_parts(page.0, 32);
-        let header2 = u64::from_le_bytes(t[6..14].try_into().unwrap());
+        let header2 = classic_header(page.0);
         assert_eq!(
             header1, header2,
             "re-prep of the same memory reuses its header"
@@ -846,14 +915,11 @@ fn reprep_live_closure_switches_cif_and_handler() {
         assert_eq!(prep(cl, cif_ii, h(mul_minus_ud), ud(1), code), FFI_OK);
         assert_eq!(call_ii(code, 10, 20), 199);
         assert_eq!(ffi_call_ii(cif_ii, code, 3, 3), 8);
-        assert_eq!(
-            prep(cl, cif_u, h(ud_plus_x), (1u64 << 40) as *mut c_void, code),
-            FFI_OK
-        );
-        assert_eq!(call_u64(code, 5), (1 << 40) + 5);
+        assert_eq!(prep(cl, cif_u, h(ud_plus_x), ud(BIG_UD), code), FFI_OK);
+        assert_eq!(call_u64(code, 5 << 32), BIG_UD + (5 << 32));
         let c = &*(cl as *const ffi_closure);
         assert_eq!(c.cif, cif_u);
-        assert_eq!(c.user_data as u64, 1 << 40);
+        assert_eq!(c.user_data as u64, BIG_UD);
 
         // A failed re-prep leaves the previous preparation in place.
         let bad = cif_int_int_int();
@@ -862,7 +928,7 @@ fn reprep_live_closure_switches_cif_and_handler() {
         assert_eq!(prep(cl, cif_ii, None, null_mut(), code), FFI_BAD_ARGTYPE);
         assert_eq!(
             call_u64(code, 6),
-            (1 << 40) + 6,
+            BIG_UD + 6,
             "failed re-prep changed the closure"
         );
 
@@ -987,8 +1053,8 @@ fn a_cif_rewritten_in_place_gets_its_new_plan() {
         *args_ptr = &raw mut ffi_type_uint64;
         prep_cif(1, &raw mut ffi_type_uint64);
         let (cl, code) = alloc(0).unwrap();
-        assert_eq!(prep(cl, cif, h(ud_plus_x), ud(1 << 40), code), FFI_OK);
-        assert_eq!(call_u64(code, 3), (1 << 40) + 3);
+        assert_eq!(prep(cl, cif, h(ud_plus_x), ud(BIG_UD), code), FFI_OK);
+        assert_eq!(call_u64(code, 3 << 40), BIG_UD + (3 << 40));
         keep.push(cl);
 
         // double (double): same count, same array, new types (an SSE

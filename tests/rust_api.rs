@@ -1,5 +1,7 @@
-//! The safe Rust API: closures made and called without libffi.
-use statictramp::{Abi, Closure, Type};
+//! The safe Rust API: closures made and called without libffi, in the
+//! architecture's default convention with its own scalar layouts
+//! (`statictramp::types`); the Win64 test is x86_64's.
+use statictramp::{Abi, Closure, DEFAULT_ABI, Type, types};
 use std::os::raw::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,9 +19,9 @@ fn int_closure_runs_and_captures() {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
     let c = Closure::new(
-        Abi::SysV64,
-        vec![Type::S32, Type::S32],
-        Type::S32,
+        DEFAULT_ABI,
+        vec![types::S32, types::S32],
+        types::S32,
         move |args, ret| {
             seen.fetch_add(1, Ordering::Relaxed);
             let a: i32 = args.get(0).unwrap();
@@ -28,7 +30,7 @@ fn int_closure_runs_and_captures() {
         },
     )
     .unwrap();
-    // SAFETY: the closure's signature is int(int, int), System V.
+    // SAFETY: the closure's signature is int(int, int), C convention.
     let f = unsafe {
         std::mem::transmute::<*const c_void, extern "C" fn(i32, i32) -> i32>(c.code_ptr())
     };
@@ -41,9 +43,9 @@ fn int_closure_runs_and_captures() {
 fn type_checks_refuse_mismatches() {
     let _serial = serial();
     let c = Closure::new(
-        Abi::SysV64,
-        vec![Type::DOUBLE, Type::U8],
-        Type::FLOAT,
+        DEFAULT_ABI,
+        vec![types::DOUBLE, types::U8],
+        types::FLOAT,
         |args, ret| {
             assert_eq!(args.len(), 2);
             assert!(
@@ -66,11 +68,101 @@ fn type_checks_refuse_mismatches() {
         },
     )
     .unwrap();
-    // SAFETY: float(double, unsigned char), System V.
+    // SAFETY: float(double, unsigned char), C convention.
     let f = unsafe {
         std::mem::transmute::<*const c_void, extern "C" fn(f64, u8) -> f32>(c.code_ptr())
     };
     assert_eq!(f(1.5, 200), 300.0);
+}
+
+/// Every scalar of `statictramp::types` as an argument, called directly
+/// with the Rust type of the same C type, and as a return.
+#[test]
+fn every_scalar_type_of_this_architecture() {
+    let _serial = serial();
+    let args = vec![
+        types::U8,
+        types::S8,
+        types::U16,
+        types::S16,
+        types::U32,
+        types::S32,
+        types::U64,
+        types::S64,
+        types::FLOAT,
+        types::DOUBLE,
+        types::POINTER,
+    ];
+    let c = Closure::new(DEFAULT_ABI, args, types::DOUBLE, |args, ret| {
+        let p: *const c_void = args.get(10).unwrap();
+        let v = f64::from(args.get::<u8>(0).unwrap())
+            + f64::from(args.get::<i8>(1).unwrap()) * 10.0
+            + f64::from(args.get::<u16>(2).unwrap()) * 100.0
+            + f64::from(args.get::<i16>(3).unwrap()) * 1e3
+            + f64::from(args.get::<u32>(4).unwrap()) * 1e4
+            + f64::from(args.get::<i32>(5).unwrap()) * 1e5
+            + args.get::<u64>(6).unwrap() as f64
+            + args.get::<i64>(7).unwrap() as f64
+            + f64::from(args.get::<f32>(8).unwrap())
+            + args.get::<f64>(9).unwrap()
+            + p as usize as f64;
+        ret.set(v).unwrap();
+    })
+    .unwrap();
+    type F = extern "C" fn(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64, *const c_void) -> f64;
+    // SAFETY: the closure's signature, C convention.
+    let f = unsafe { std::mem::transmute::<*const c_void, F>(c.code_ptr()) };
+    let p = std::ptr::without_provenance::<c_void>(0x1234);
+    let got = f(1, -2, 3, -4, 5, -6, 1 << 40, -(1 << 41), 0.5, 0.25, p);
+    let want = 1.0 - 20.0 + 300.0 - 4e3 + 5e4 - 6e5 + (1u64 << 40) as f64 - (1u64 << 41) as f64
+        + 0.75
+        + 4660.0;
+    assert_eq!(got, want);
+
+    // And each one as the return type.
+    macro_rules! ret_of {
+        ($t:expr, $rust:ty, $v:expr) => {{
+            let c = Closure::new(DEFAULT_ABI, vec![], $t, |_, ret| {
+                ret.set::<$rust>($v).unwrap()
+            })
+            .unwrap();
+            // SAFETY: the closure's signature, C convention.
+            let f = unsafe {
+                std::mem::transmute::<*const c_void, extern "C" fn() -> $rust>(c.code_ptr())
+            };
+            assert_eq!(f(), $v, "{:?}", $t);
+        }};
+    }
+    ret_of!(types::U8, u8, 0xfe);
+    ret_of!(types::S8, i8, -3);
+    ret_of!(types::U16, u16, 0xfedc);
+    ret_of!(types::S16, i16, -300);
+    ret_of!(types::U32, u32, 0xfedc_ba98);
+    ret_of!(types::S32, i32, -70_000);
+    ret_of!(types::U64, u64, 0xfedc_ba98_7654_3210);
+    ret_of!(types::S64, i64, -(1 << 50));
+    ret_of!(types::FLOAT, f32, 1.5);
+    ret_of!(types::DOUBLE, f64, -2.75);
+    ret_of!(
+        types::POINTER,
+        *const c_void,
+        std::ptr::without_provenance(0x5678)
+    );
+}
+
+/// A scalar stated with another architecture's layout (x86_64's 8-aligned
+/// `double` on i386, i386's 4-aligned one on x86_64) is a bad type here.
+#[test]
+fn a_scalar_with_another_layout_is_refused() {
+    let _serial = serial();
+    let other = Type {
+        align: if types::DOUBLE.align == 8 { 4 } else { 8 },
+        ..types::DOUBLE
+    };
+    let e = Closure::new(DEFAULT_ABI, vec![other], types::VOID, |_, _| {})
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("bad type"), "{e}");
 }
 
 #[repr(C)]
@@ -84,8 +176,9 @@ struct Mixed {
 #[test]
 fn struct_by_value_in_and_out_via_bytes() {
     let _serial = serial();
-    let t = Type::structure(vec![Type::S32, Type::FLOAT, Type::DOUBLE]).unwrap();
-    let c = Closure::new(Abi::SysV64, vec![t.clone(), Type::S64], t, |args, ret| {
+    let t = Type::structure(vec![types::S32, types::FLOAT, types::DOUBLE]).unwrap();
+    assert_eq!(t.size as usize, size_of::<Mixed>());
+    let c = Closure::new(DEFAULT_ABI, vec![t.clone(), types::S64], t, |args, ret| {
         let bytes = args.bytes(0).unwrap();
         assert_eq!(bytes.len(), 16);
         // SAFETY: 16 bytes laid out as Mixed.
@@ -101,7 +194,7 @@ fn struct_by_value_in_and_out_via_bytes() {
         ret.set_bytes(&raw).unwrap();
     })
     .unwrap();
-    // SAFETY: Mixed(Mixed, long), System V.
+    // SAFETY: Mixed(Mixed, long long), C convention.
     let f = unsafe {
         std::mem::transmute::<*const c_void, extern "C" fn(Mixed, i64) -> Mixed>(c.code_ptr())
     };
@@ -122,6 +215,7 @@ fn struct_by_value_in_and_out_via_bytes() {
     );
 }
 
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn win64_closure_called_with_the_microsoft_convention() {
     let _serial = serial();
@@ -162,14 +256,14 @@ fn dropped_closures_release_their_slots() {
     let (live_before, _) = statictramp::closure::stats();
     let made: Vec<Closure> = (0..100)
         .map(|i| {
-            Closure::new(Abi::SysV64, vec![], Type::S64, move |_, ret| {
+            Closure::new(DEFAULT_ABI, vec![], types::S64, move |_, ret| {
                 ret.set(i as i64).unwrap();
             })
             .unwrap()
         })
         .collect();
     for (i, c) in made.iter().enumerate() {
-        // SAFETY: long(void), System V.
+        // SAFETY: long long(void), C convention.
         let f =
             unsafe { std::mem::transmute::<*const c_void, extern "C" fn() -> i64>(c.code_ptr()) };
         assert_eq!(f(), i as i64);
@@ -190,7 +284,7 @@ fn bad_signatures_are_errors() {
     // Alignment not a power of two; size 0; a scalar of non-standard size.
     for bad in [
         Type {
-            kind: statictramp::Kind::Struct(vec![Type::S32]),
+            kind: statictramp::Kind::Struct(vec![types::S32]),
             size: 4,
             align: 3,
         },
@@ -202,26 +296,26 @@ fn bad_signatures_are_errors() {
         Type {
             kind: statictramp::Kind::Struct(vec![Type {
                 size: 3,
-                ..Type::S32
+                ..types::S32
             }]),
             size: 4,
             align: 4,
         },
     ] {
         assert!(
-            Closure::new(Abi::SysV64, vec![bad.clone()], Type::VOID, |_, _| {}).is_err(),
+            Closure::new(DEFAULT_ABI, vec![bad.clone()], types::VOID, |_, _| {}).is_err(),
             "{bad:?}"
         );
     }
-    assert!(Closure::new(Abi::SysV64, vec![Type::VOID], Type::VOID, |_, _| {}).is_err());
+    assert!(Closure::new(DEFAULT_ABI, vec![types::VOID], types::VOID, |_, _| {}).is_err());
     // A stated layout other than the elements' C layout is not an error
     // (libffi takes it as stated): {int} stated as 3 bytes.
     let stated = Type {
-        kind: statictramp::Kind::Struct(vec![Type::S32]),
+        kind: statictramp::Kind::Struct(vec![types::S32]),
         size: 3,
         align: 4,
     };
-    assert!(Closure::new(Abi::SysV64, vec![stated], Type::VOID, |_, _| {}).is_ok());
+    assert!(Closure::new(DEFAULT_ABI, vec![stated], types::VOID, |_, _| {}).is_ok());
 }
 
 #[test]
@@ -234,7 +328,7 @@ fn another_architectures_abi_is_refused() {
     } else {
         Abi::I386SysV
     };
-    let e = Closure::new(foreign, vec![Type::S32], Type::S32, |_, _| {})
+    let e = Closure::new(foreign, vec![types::S32], types::S32, |_, _| {})
         .err()
         .expect("refused");
     assert!(e.to_string().contains("ABI of another architecture"), "{e}");
@@ -243,7 +337,7 @@ fn another_architectures_abi_is_refused() {
 #[test]
 fn freed_slots_are_quarantined_before_reuse() {
     let _serial = serial();
-    let make = || Closure::new(Abi::SysV64, vec![], Type::VOID, |_, _| {}).unwrap();
+    let make = || Closure::new(DEFAULT_ABI, vec![], types::VOID, |_, _| {}).unwrap();
     let first = make();
     let stale = first.code_ptr() as usize;
     drop(first);

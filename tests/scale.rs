@@ -177,7 +177,8 @@ fn churn(thread: u64, cycles: usize, window: usize) -> (usize, usize) {
     let mut calls = 0;
     let mut rng = thread.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     for i in 0..cycles as u64 {
-        let tag = (thread << 40) | i;
+        // The thread in the pointer-sized user data's top byte.
+        let tag = (thread << (usize::BITS - 8)) | i;
         // Mix record size classes: 64, 128 and 256 bytes.
         let size = [0usize, 100, 200][(i % 3) as usize];
         let (cl, code) = make(cif, size, tag)

@@ -1,23 +1,24 @@
 //! A closure whose scratch does not fit in what is left of a thread's stack
 //! must die on the stack's guard page, not write below it.
 //!
-//! The generic entries (statictramp_entry_sysv, statictramp_entry_win64)
-//! reserve the plan's scratch (avalue[] and more: up to ~33 KiB for 4096
-//! arguments) below their frame. Subtracting it from rsp in one step could
+//! The generic entries (x86_64: statictramp_entry_sysv,
+//! statictramp_entry_win64; i386: statictramp_entry_i386) reserve the
+//! plan's scratch (avalue[] and more: up to ~33 KiB for 4096 arguments on
+//! x86_64) below their frame. Subtracting it from rsp in one step could
 //! move the stack pointer past a one-page guard into whatever is mapped
 //! below; the entries probe each page on the way down instead.
 //!
 //! The test, in a child process (the good outcome is a crash):
-//! 1. calibrates on a thread with a large stack: a closure of 4000 `long`
-//!    arguments called through libffi's `ffi_call` records where its
+//! 1. calibrates on a thread with a large stack: a closure of NARGS
+//!    `long long` arguments called through libffi's `ffi_call` records where its
 //!    caller's stack arguments start (avalue[first stack argument]) and
 //!    where the entry's scratch ends (avalue itself), relative to a local
 //!    of the calling thread function;
 //! 2. maps [sentinel: 256 KiB, filled with a pattern][guard page,
 //!    PROT_NONE][stack] and runs the same function on a thread with that
-//!    stack (pthread_attr_setstack), sized so that `ffi_call` fits with
-//!    half the scratch to spare but the entry's scratch would end more than
-//!    a page below the guard, inside the sentinel;
+//!    stack (pthread_attr_setstack), sized so that `ffi_call` fits with a
+//!    page to spare (room for the entry's frame) but the entry's scratch
+//!    would end more than two pages below the guard, inside the sentinel;
 //! 3. a SIGSEGV handler on an alternate stack reports the fault address and
 //!    whether the sentinel is intact, then the signal kills the child.
 //!
@@ -29,12 +30,23 @@ mod support;
 use libffi_sys::*;
 use std::os::raw::{c_int, c_void};
 use std::os::unix::process::ExitStatusExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 use support::*;
 
-/// Arguments of the closure: 4000 `long`s.
-const NARGS: usize = 4000;
+/// Arguments of the closure: `long long`s, 4000 on a 64-bit target
+/// (avalue[] alone is 32 000 bytes), the most a cif may have (4096) on a
+/// 32-bit one, where avalue[] takes 16 KiB: the largest scratch there.
+const NARGS: usize = {
+    let n = 32_000 / size_of::<*const c_void>();
+    let max = statictramp::cif::MAX_ARGS as usize;
+    if n < max { n } else { max }
+};
+/// The tight stack's size is a multiple of this, so that its top has the
+/// calibration stack's alignment modulo this and glibc lays out the TCB
+/// and static TLS at the top of both alike (it aligns them down to the
+/// static TLS alignment, tens of bytes).
+const TOP_ALIGN: usize = 256;
 /// Bytes of the sentinel mapping below the guard page.
 const SENTINEL: usize = 256 * 1024;
 /// What the sentinel is filled with (neither 0 nor a likely address byte).
@@ -51,7 +63,7 @@ static CALLER_ARGS_AT: AtomicUsize = AtomicUsize::new(0);
 static GUARD: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 static SENT: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
-/// `long f(long a0, ..., long a3999)`: returns the sum of `a[i] * (i + 1)`;
+/// `long long f(long long a0, ...)`: returns the sum of `a[i] * (i + 1)`;
 /// user_data is the index of the first argument passed on the stack.
 unsafe extern "C-unwind" fn handler(
     _cif: *mut statictramp::cif::FfiCif,
@@ -82,7 +94,7 @@ struct Job {
     cif: *mut ffi_cif,
     code: *mut c_void,
     marker: AtomicUsize,
-    result: AtomicUsize,
+    result: AtomicI64,
 }
 
 extern "C" fn run_job(p: *mut c_void) -> *mut c_void {
@@ -110,7 +122,7 @@ extern "C" fn run_job(p: *mut c_void) -> *mut c_void {
         )
     };
     std::hint::black_box(&marker);
-    job.result.store(ret as usize, Ordering::Relaxed);
+    job.result.store(ret, Ordering::Relaxed);
     std::ptr::null_mut()
 }
 
@@ -184,7 +196,7 @@ fn put_hex(buf: &mut [u8], n: &mut usize, v: usize) {
         buf[*n] = *s;
         *n += 1;
     }
-    for shift in (0..16).rev() {
+    for shift in (0..usize::BITS as usize / 4).rev() {
         buf[*n] = b"0123456789abcdef"[(v >> (shift * 4)) & 15];
         *n += 1;
     }
@@ -273,11 +285,11 @@ fn child(abi: ffi_abi, first_stack_arg: usize) {
         cif,
         code,
         marker: AtomicUsize::new(0),
-        result: AtomicUsize::new(0),
+        result: AtomicI64::new(0),
     };
     let big = map(BIG_STACK);
     run_on_stack(&job, big, BIG_STACK);
-    assert_eq!(job.result.load(Ordering::Relaxed) as i64, expected_sum());
+    assert_eq!(job.result.load(Ordering::Relaxed), expected_sum());
     let marker = job.marker.load(Ordering::Relaxed);
     let above = big as usize + BIG_STACK - marker; // thread start-up, TCB
     let caller = marker - CALLER_ARGS_AT.load(Ordering::Relaxed); // ffi_call's arguments
@@ -287,14 +299,15 @@ fn child(abi: ffi_abi, first_stack_arg: usize) {
          {caller} bytes below it, the entry's scratch ends {whole} bytes below it"
     );
     assert!(
-        whole > caller + 6 * page,
+        whole > caller + 3 * page + TOP_ALIGN,
         "the scratch ({} bytes) is too small for this test",
         whole - caller
     );
 
-    // 2. The tight stack: ffi_call fits with half the scratch to spare; the
-    // scratch would end more than a page below the guard.
-    let len = (above + caller + (whole - caller) / 2).next_multiple_of(page);
+    // 2. The tight stack: ffi_call fits with a page to spare, for the
+    // entry's frame; the scratch would end more than two pages below the
+    // guard.
+    let len = (above + caller + page).next_multiple_of(TOP_ALIGN);
     let region = map(SENTINEL + page + len);
     // SAFETY: the first SENTINEL bytes of the fresh mapping.
     unsafe { std::ptr::write_bytes(region, PATTERN, SENTINEL) };
@@ -308,7 +321,7 @@ fn child(abi: ffi_abi, first_stack_arg: usize) {
     GUARD[1].store(guard + page, Ordering::Relaxed);
     let stack = (guard + page) as *mut u8;
     let remaining = len - above;
-    assert!(remaining > caller + page && whole > remaining + 2 * page);
+    assert!(remaining >= caller + page && whole > remaining + 2 * page);
     install_segv_handler();
     eprintln!(
         "child: stack {len} bytes at {stack:p}, guard page at {guard:#x}, sentinel below it; \
@@ -318,12 +331,12 @@ fn child(abi: ffi_abi, first_stack_arg: usize) {
         cif,
         code,
         marker: AtomicUsize::new(0),
-        result: AtomicUsize::new(0),
+        result: AtomicI64::new(0),
     };
     run_on_stack(&job, stack, len);
     eprintln!(
         "child: the call returned {} (sentinel {})",
-        job.result.load(Ordering::Relaxed) as i64,
+        job.result.load(Ordering::Relaxed),
         if sentinel_intact() {
             "intact"
         } else {

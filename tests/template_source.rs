@@ -1,7 +1,7 @@
 //! Where mapped trampoline code comes from: the library image by default, a
 //! sealed memfd when asked (or when the image cannot be mapped). Either way
 //! the code is mapped read+execute with no writable alias, and runs.
-use statictramp::{Abi, Closure, TemplateSource, Type};
+use statictramp::{Closure, DEFAULT_ABI, TemplateSource, types};
 use std::os::raw::c_void;
 use std::path::Path;
 use std::process::Command;
@@ -14,14 +14,19 @@ const N: usize = 20_000;
 fn exercise() -> TemplateSource {
     let closures: Vec<Closure> = (0..N)
         .map(|i| {
-            Closure::new(Abi::SysV64, vec![Type::S64], Type::S64, move |args, ret| {
-                ret.set(args.get::<i64>(0).unwrap() * 3 + i as i64).unwrap();
-            })
+            Closure::new(
+                DEFAULT_ABI,
+                vec![types::S64],
+                types::S64,
+                move |args, ret| {
+                    ret.set(args.get::<i64>(0).unwrap() * 3 + i as i64).unwrap();
+                },
+            )
             .unwrap()
         })
         .collect();
     for (i, c) in closures.iter().enumerate() {
-        // SAFETY: long(long), System V.
+        // SAFETY: long long(long long), C convention.
         let f = unsafe {
             std::mem::transmute::<*const c_void, extern "C" fn(i64) -> i64>(c.code_ptr())
         };
@@ -135,9 +140,14 @@ fn descriptors_behind(addr: usize) -> Vec<i32> {
 fn closures(first: usize, n: usize) -> Vec<Closure> {
     (first..first + n)
         .map(|i| {
-            Closure::new(Abi::SysV64, vec![Type::S64], Type::S64, move |args, ret| {
-                ret.set(args.get::<i64>(0).unwrap() + i as i64).unwrap();
-            })
+            Closure::new(
+                DEFAULT_ABI,
+                vec![types::S64],
+                types::S64,
+                move |args, ret| {
+                    ret.set(args.get::<i64>(0).unwrap() + i as i64).unwrap();
+                },
+            )
             .unwrap()
         })
         .collect()
@@ -145,7 +155,7 @@ fn closures(first: usize, n: usize) -> Vec<Closure> {
 
 fn call_all(cs: &[Closure], first: usize) {
     for (i, c) in cs.iter().enumerate() {
-        // SAFETY: long(long), System V.
+        // SAFETY: long long(long long), C convention.
         let f = unsafe {
             std::mem::transmute::<*const c_void, extern "C" fn(i64) -> i64>(c.code_ptr())
         };

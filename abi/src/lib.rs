@@ -75,7 +75,7 @@ impl Arch {
     /// The (size, alignment) of a scalar kind on this architecture, as
     /// libffi's predefined `ffi_type`s state them; `None` for aggregates
     /// and void.
-    pub fn scalar_layout(self, kind: &Kind) -> Option<(u64, u64)> {
+    pub const fn scalar_layout(self, kind: &Kind) -> Option<(u64, u64)> {
         match self {
             Arch::X86_64 => x86_64::standard_layout(kind),
             Arch::I386 => i386::standard_layout(kind),

@@ -321,16 +321,13 @@ fn find_image(at_load: bool) -> Image {
 /// Whether the file holds the template's first page at `offset`.
 fn starts_with_template(fd: libc::c_int, offset: u64) -> bool {
     let want = &crate::map::template()[..page_size().min(TEMPLATE_BYTES)];
+    // Not past what off_t can name (2 GiB on i386): never truncated.
+    let Ok(offset) = libc::off_t::try_from(offset) else {
+        return false;
+    };
     let mut got = vec![0u8; want.len()];
     // SAFETY: reads at most `got.len()` bytes into `got`.
-    let n = unsafe {
-        libc::pread(
-            fd,
-            got.as_mut_ptr().cast(),
-            got.len(),
-            offset as libc::off_t,
-        )
-    };
+    let n = unsafe { libc::pread(fd, got.as_mut_ptr().cast(), got.len(), offset) };
     n == got.len() as isize && got == want
 }
 

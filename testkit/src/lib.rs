@@ -46,7 +46,30 @@ pub fn preload() -> PathBuf {
     })
 }
 
-/// Compiles `compat/c/<name>.c` with the C compiler ($CC, default cc) into
+/// The C compiler for the target the tests are built for, chosen as the
+/// `cc` crate chooses it for a target build: `CC_<target>`, then
+/// `CC_<target with underscores>` (scripts/lib/cross-target sets
+/// `CC_i686_unknown_linux_gnu`), `TARGET_CC`, `CC`, else `cc`.
+pub fn c_compiler() -> std::ffi::OsString {
+    let target = env!("STATICTRAMP_TESTKIT_TARGET");
+    [
+        format!("CC_{target}"),
+        format!("CC_{}", target.replace('-', "_")),
+        "TARGET_CC".to_string(),
+        "CC".to_string(),
+    ]
+    .iter()
+    .find_map(std::env::var_os)
+    .unwrap_or_else(|| "cc".into())
+}
+
+/// The ELF class (1: 32-bit, 2: 64-bit) of the file at `path`.
+fn elf_class(path: &Path) -> Option<u8> {
+    let bytes = std::fs::read(path).ok()?;
+    (bytes.len() > 4 && bytes[..4] == *b"\x7fELF").then(|| bytes[4])
+}
+
+/// Compiles `compat/c/<name>.c` with the target's C compiler ([`c_compiler`]) into
 /// `dir` (the calling test's `CARGO_TARGET_TMPDIR`, which cargo gives only
 /// to integration tests) as `<name>`, with `flags` before and `libs` after
 /// the source, and returns the executable. A compile failure fails
@@ -61,8 +84,20 @@ pub fn build_c(dir: &Path, name: &str, flags: &[&str], libs: &[&str]) -> PathBuf
 /// source, e.g. shared objects with different `-D` flags).
 pub fn build_c_as(dir: &Path, name: &str, out: &str, flags: &[&str], libs: &[&str]) -> PathBuf {
     let src = repo_root().join("compat/c").join(format!("{name}.c"));
-    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-    build_program(&cc, dir, out, &[src.as_path()], flags, libs)
+    let cc = c_compiler();
+    let exe = build_program(&cc, dir, out, &[src.as_path()], flags, libs);
+    // A program of another class than the tests' would test nothing here
+    // (a preload library of the wrong class is ignored by ld.so).
+    let want = if usize::BITS == 64 { 2 } else { 1 };
+    assert_eq!(
+        elf_class(&exe),
+        Some(want),
+        "{cc:?} built {} for another word size than the tests' target ({}); set CC_{}",
+        exe.display(),
+        env!("STATICTRAMP_TESTKIT_TARGET"),
+        env!("STATICTRAMP_TESTKIT_TARGET").replace('-', "_")
+    );
+    exe
 }
 
 /// Compiles and links `sources` (C or assembly) with the C compiler `cc`

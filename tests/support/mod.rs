@@ -415,13 +415,21 @@ pub fn maps() -> Vec<Mapping> {
         .collect()
 }
 
-/// Number of VMAs (lines of /proc/self/maps).
+/// Number of VMAs (lines of /proc/self/maps), counted through a fixed
+/// buffer: a process that has used up its map count may not be able to
+/// allocate the whole text (a 32-bit thread's malloc arena grows by new
+/// mappings).
 pub fn vma_count() -> usize {
-    std::fs::read_to_string("/proc/self/maps")
-        .expect("read /proc/self/maps")
-        .lines()
-        .filter(|l| !l.is_empty())
-        .count()
+    let mut f = std::fs::File::open("/proc/self/maps").expect("open /proc/self/maps");
+    let mut buf = [0u8; 16384];
+    let mut lines = 0;
+    loop {
+        let n = f.read(&mut buf).expect("read /proc/self/maps");
+        if n == 0 {
+            return lines;
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+    }
 }
 
 /// A field of /proc/self/status in kB (e.g. "VmSize").
@@ -446,7 +454,15 @@ pub fn scaled(n: usize, debug_divisor: usize) -> usize {
     }
 }
 
-/// A user-data pointer carrying the number `n` (never dereferenced).
+/// A user-data pointer carrying the number `n` (never dereferenced); `n`
+/// must fit a pointer.
 pub fn ud(n: u64) -> *mut c_void {
-    std::ptr::without_provenance_mut(n as usize)
+    let n =
+        usize::try_from(n).unwrap_or_else(|_| panic!("user data {n:#x} does not fit a pointer"));
+    std::ptr::without_provenance_mut(n)
 }
+
+/// User data with the pointer's second-highest bit set (1 << 62 on a
+/// 64-bit target, 1 << 30 on a 32-bit one): a value no narrower copy of
+/// the pointer would keep.
+pub const BIG_UD: u64 = 1 << (usize::BITS - 2);

@@ -15,7 +15,7 @@ pub const RECORD: RecordLayout = RecordLayout {
 
 /// The (size, alignment) the AAPCS64 (Linux) ABI gives a scalar kind (libffi's
 /// predefined `ffi_type`s there); `None` for aggregates and void.
-pub fn standard_layout(kind: &Kind) -> Option<(u64, u64)> {
+pub const fn standard_layout(kind: &Kind) -> Option<(u64, u64)> {
     Some(match kind {
         Kind::U8 | Kind::S8 => (1, 1),
         Kind::U16 | Kind::S16 => (2, 2),

@@ -5,6 +5,10 @@
 //! arrives on the stack) and one entry that reads the Plan.
 #![allow(unsafe_code)]
 
+mod tls;
+
+pub use tls::word as tls_word;
+
 use crate::layout::{FRAME_RET_EAX, FRAME_STACK_PTR, HDR_ENTRY, PLAN_POP, PLAN_SCRATCH};
 use crate::record::TRAMP_SIZE;
 use statictramp_abi::{Abi, Arch, Plan, RecordLayout, Signature};
@@ -53,8 +57,6 @@ pub enum EntryKind {
 
 unsafe extern "C" {
     fn statictramp_entry_i386();
-    /// The address of this thread's state word (asm/i386/tls.S).
-    fn statictramp_tls_word() -> *mut usize;
 }
 
 impl EntryKind {
@@ -76,16 +78,6 @@ pub fn select_entry(_sig: &Signature, plan: &Plan, _generic: bool) -> (EntryData
         },
         EntryKind::Generic,
     )
-}
-
-/// The address of this thread's state word, through the TLS descriptor in
-/// asm/i386/tls.S (no static TLS needed).
-#[inline(always)]
-pub fn tls_word() -> *mut usize {
-    // SAFETY: an assembly function with no arguments that returns this
-    // thread's copy of `statictramp_thread_state`; it follows the C calling
-    // convention (clobbers only eax, ecx, edx).
-    unsafe { statictramp_tls_word() }
 }
 
 /// Makes instructions just written at `data` visible to instruction fetch
