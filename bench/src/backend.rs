@@ -11,12 +11,15 @@ pub(super) struct Backend {
     pub(super) which: Which,
     pub(super) env: Vec<(&'static str, OsString)>,
     pub(super) info: BTreeMap<String, String>,
+    /// Signatures whose closures this backend cannot run (BENCH_SKIP).
+    pub(super) skip: Vec<&'static str>,
 }
 
 /// The libffi 3.6 install prefix: --libffi36, $STATICTRAMP_LIBFFI36, else
-/// target/libffi-3.6 (where scripts/build-libffi36 puts it) beside this
+/// target/`dir` (where scripts/build-libffi36 puts it: libffi-3.6, or
+/// libffi-3.6-i686 for --target i686-unknown-linux-gnu) beside this
 /// binary's target directory or this source tree's.
-pub(super) fn find_libffi36(explicit: Option<&Path>) -> Result<PathBuf, String> {
+pub(super) fn find_libffi36(explicit: Option<&Path>, dir: &str) -> Result<PathBuf, String> {
     let env = std::env::var_os("STATICTRAMP_LIBFFI36")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
@@ -26,11 +29,11 @@ pub(super) fn find_libffi36(explicit: Option<&Path>) -> Result<PathBuf, String> 
         (None, None) => {
             let mut v = Vec::new();
             if let Some(t) = exe_target_dir() {
-                v.push((t.join("libffi-3.6"), "beside the binary's target directory"));
+                v.push((t.join(dir), "beside the binary's target directory"));
             }
             // This crate sits one level below the workspace root.
             if let Some(root) = Path::new(env!("CARGO_MANIFEST_DIR")).parent() {
-                v.push((root.join("target/libffi-3.6"), "the source tree"));
+                v.push((root.join("target").join(dir), "the source tree"));
             }
             v
         }
@@ -45,8 +48,8 @@ pub(super) fn find_libffi36(explicit: Option<&Path>) -> Result<PathBuf, String> 
         .map(|(p, how)| format!("    {}/lib/libffi.so.8 ({how})", p.display()))
         .collect();
     Err(format!(
-        "libffi 3.6 was not found; looked for:\n{}\nbuild it with scripts/build-libffi36 (from the \
-         source vendored in libffi-sys), or name its prefix with --libffi36 PREFIX or \
+        "libffi 3.6 was not found; looked for:\n{}\nbuild it with scripts/build-libffi36 [--target \
+         TRIPLE] (from the source vendored in libffi-sys), or name its prefix with --libffi36 PREFIX or \
          STATICTRAMP_LIBFFI36=PREFIX",
         looked.join("\n")
     ))

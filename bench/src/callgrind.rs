@@ -1,7 +1,6 @@
 //! Instruction counts: the driver's call loop under valgrind's callgrind,
 //! collected only inside `measure_loop`.
 
-use super::NSIGS;
 use super::backend::Backend;
 use super::driver::{Driver, first_line};
 use std::ffi::OsString;
@@ -13,9 +12,18 @@ pub(super) fn valgrind_version() -> Option<String> {
 }
 
 impl Driver {
-    /// Checks that the backend under valgrind is the one `info` saw.
+    /// Checks that the backend under valgrind is the one `info` saw. Under
+    /// callgrind, the tool that counts: valgrind's default, memcheck, stops
+    /// on a 32-bit program unless libc6-dbg:i386 is installed (it needs
+    /// ld.so's symbols to redirect strlen); callgrind does not.
     pub(super) fn check_under_valgrind(&self, b: &Backend) -> Result<(), String> {
-        let prefix: Vec<OsString> = vec!["valgrind".into(), "-q".into()];
+        let out = self.work.join(format!("callgrind-{}-info.out", b.which.name()));
+        let prefix: Vec<OsString> = vec![
+            "valgrind".into(),
+            "-q".into(),
+            "--tool=callgrind".into(),
+            format!("--callgrind-out-file={}", out.display()).into(),
+        ];
         let l = self.run_with(b, &prefix, &["info".into()])?;
         for key in ["closure_api_provider", "trampoline"] {
             if l.text(key).as_ref() != b.info.get(key) {
@@ -30,21 +38,17 @@ impl Driver {
         Ok(())
     }
 
-    /// Instructions per iteration of `measure_loop` for every signature:
-    /// one callgrind run, one dump per signature (--dump-after).
-    pub(super) fn callgrind(
-        &self,
-        b: &Backend,
-        floor: bool,
-        n: u64,
-    ) -> Result<[f64; NSIGS], String> {
+    /// Instructions per iteration of `measure_loop` for every signature
+    /// (NaN for those the backend skips; the floor skips none): one
+    /// callgrind run, one dump per signature measured (--dump-after).
+    pub(super) fn callgrind(&self, b: &Backend, floor: bool, n: u64) -> Result<Vec<f64>, String> {
         let name = format!(
             "callgrind-{}{}.out",
             b.which.name(),
             if floor { "-floor" } else { "" }
         );
         let file = self.work.join(&name);
-        for k in 0..=NSIGS {
+        for k in 0..=self.sigs.len() {
             let _ = std::fs::remove_file(dump_file(&file, k));
         }
         let prefix: Vec<OsString> = vec![
@@ -56,8 +60,13 @@ impl Driver {
         ];
         let sub = if floor { "floorloop" } else { "loop" };
         self.run_with(b, &prefix, &[sub.into(), "all".into(), n.to_string()])?;
-        let mut v = [0f64; NSIGS];
-        for (k, slot) in v.iter_mut().enumerate() {
+        let mut v = vec![f64::NAN; self.sigs.len()];
+        let measured = v
+            .iter_mut()
+            .zip(self.sigs)
+            .filter(|(_, s)| floor || !b.skip.contains(&s.key))
+            .map(|(slot, _)| slot);
+        for (k, slot) in measured.enumerate() {
             let f = dump_file(&file, k + 1);
             let text = std::fs::read_to_string(&f)
                 .map_err(|e| format!("callgrind output {}: {e}", f.display()))?;

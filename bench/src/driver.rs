@@ -2,8 +2,9 @@
 //! compiler), running it in a backend's environment, and reading its
 //! `key value...` output lines.
 
+use super::arch::Arch;
 use super::backend::Backend;
-use super::{NSIGS, SIGS, create_dir, exe_target_dir};
+use super::{Sig, create_dir, exe_target_dir};
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -39,18 +40,28 @@ impl Lines {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("the driver printed no number for {key}"))
     }
-    /// `KEY SIG VALUE` lines, in SIGS order.
-    pub(super) fn per_sig(&self, key: &str) -> Result<[f64; NSIGS], String> {
-        let mut v = [f64::NAN; NSIGS];
+    /// `KEY SIG VALUE` lines, in `sigs` order; the signatures in `skip`
+    /// are not measured (NaN), every other one must be there.
+    pub(super) fn per_sig(
+        &self,
+        key: &str,
+        sigs: &[Sig],
+        skip: &[&str],
+    ) -> Result<Vec<f64>, String> {
+        let mut v = vec![f64::NAN; sigs.len()];
         for l in self.all(key) {
-            if let (Some(k), Some(x)) = (SIGS.iter().position(|s| s.key == l[0]), l.get(1)) {
+            if let (Some(k), Some(x)) = (sigs.iter().position(|s| s.key == l[0]), l.get(1)) {
                 v[k] = x
                     .parse()
                     .map_err(|_| format!("bad number in {key} {l:?}"))?;
             }
         }
-        match v.iter().position(|x| x.is_nan()) {
-            Some(k) => Err(format!("the driver printed no {key} for {}", SIGS[k].key)),
+        let missing = v
+            .iter()
+            .zip(sigs)
+            .find(|(x, s)| x.is_nan() && !skip.contains(&s.key));
+        match missing {
+            Some((_, s)) => Err(format!("the driver printed no {key} for {}", s.key)),
             None => Ok(v),
         }
     }
@@ -59,6 +70,8 @@ impl Lines {
 /// The compiled driver and where its outputs go.
 pub(super) struct Driver {
     exe: PathBuf,
+    /// The signatures it measures.
+    pub(super) sigs: &'static [Sig],
     pub(super) work: PathBuf,
     reps: u32,
 }
@@ -79,6 +92,11 @@ fn tail(bytes: &[u8], lines: usize) -> String {
 }
 
 impl Driver {
+    /// The compiled driver.
+    pub(super) fn exe(&self) -> &std::path::Path {
+        &self.exe
+    }
+
     fn command(&self, b: &Backend, prefix: &[OsString], args: &[String]) -> Command {
         let mut c = match prefix.split_first() {
             Some((p, rest)) => {
@@ -94,6 +112,9 @@ impl Driver {
             .env("BENCH_REPS", self.reps.to_string());
         for (k, v) in &b.env {
             c.env(k, v);
+        }
+        if !b.skip.is_empty() {
+            c.env("BENCH_SKIP", b.skip.join(","));
         }
         c
     }
@@ -135,12 +156,13 @@ fn cache_dir() -> PathBuf {
     std::env::temp_dir().join(format!("statictramp-bench-{uid}"))
 }
 
-/// The C compiler: `$CC` (may carry arguments) or `cc`.
-pub(super) fn compiler() -> Vec<String> {
-    let cc = std::env::var("CC")
+/// The target's C compiler (may carry arguments): `$CC` or `cc` for the
+/// host, `$CC_i686_unknown_linux_gnu` or `i686-linux-gnu-gcc` for i686.
+pub(super) fn compiler(arch: &Arch) -> Vec<String> {
+    let cc = std::env::var(arch.cc_var)
         .ok()
         .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "cc".into());
+        .unwrap_or_else(|| arch.cc_default.into());
     cc.split_whitespace().map(str::to_string).collect()
 }
 
@@ -160,13 +182,14 @@ pub(super) fn first_line(cmd: &[String], arg: &str) -> Option<String> {
 }
 
 /// Compiles the driver into the cache (keyed by source and compiler).
-pub(super) fn build_driver(cc: &[String], reps: u32) -> Result<Driver, String> {
+pub(super) fn build_driver(cc: &[String], arch: &Arch, reps: u32) -> Result<Driver, String> {
     use std::hash::{Hash, Hasher};
     let version = first_line(cc, "--version").ok_or_else(|| {
         format!(
-            "no C compiler: `{}` cannot be run (install one, e.g. `apt-get install gcc \
-             libffi-dev`, or set CC)",
-            cc.join(" ")
+            "no C compiler for {}: `{}` cannot be run ({})",
+            arch.triple,
+            cc.join(" "),
+            install_hint(arch)
         )
     })?;
     let dir = cache_dir();
@@ -194,14 +217,34 @@ pub(super) fn build_driver(cc: &[String], reps: u32) -> Result<Driver, String> {
             let _ = std::fs::remove_file(&tmp);
             return Err(format!(
                 "compiling the benchmark driver with `{}` failed (needs libffi's header and \
-                 library: `apt-get install libffi-dev`):\n{}",
+                 library: {}):\n{}",
                 cc.join(" "),
+                install_hint(arch),
                 tail(&out.stderr, 20)
             ));
         }
         std::fs::rename(&tmp, &exe).map_err(|e| format!("{}: {e}", exe.display()))?;
     }
-    let work = dir.join("last-run");
+    let work = dir.join(if arch.is_host() {
+        "last-run".to_string()
+    } else {
+        format!("last-run-{}", arch.triple)
+    });
     create_dir(&work)?;
-    Ok(Driver { exe, work, reps })
+    Ok(Driver {
+        exe,
+        sigs: arch.sigs,
+        work,
+        reps,
+    })
+}
+
+/// How to get the target's compiler and libffi.
+fn install_hint(arch: &Arch) -> &'static str {
+    if arch.is_host() {
+        "`apt-get install gcc libffi-dev`, or set CC"
+    } else {
+        "scripts/lib/cross-target i686-unknown-linux-gnu installs i686-linux-gnu-gcc and \
+         libffi-dev:i386; or set CC_i686_unknown_linux_gnu"
+    }
 }

@@ -1,5 +1,10 @@
-//! `statictramp-bench [--quick] [--out DIR] [--libffi36 PREFIX] [--lib PATH]
-//! [--no-callgrind] [--scale N]`, run by scripts/bench.
+//! `statictramp-bench [--target TRIPLE] [--quick] [--out DIR] [--libffi36 PREFIX]
+//! [--lib PATH] [--no-callgrind] [--scale N]`, run by scripts/bench.
+//!
+//! `--target i686-unknown-linux-gnu` measures 32-bit programs: the driver is
+//! built by i686-linux-gnu-gcc against libffi:i386 and run natively, with
+//! libffi 3.6 for i686 and the i686 preload library, and one more
+//! signature, FFI_REGISTER int(int,int); the report goes to bench-i686.md.
 //!
 //! Builds the C driver bench.c (embedded in this binary; it uses
 //! only libffi's public API) and runs it, in one invocation, against three
@@ -20,6 +25,7 @@
 //! checked by the driver: a wrong result or a crash fails the command; unmet
 //! performance targets do not.
 
+mod arch;
 mod backend;
 mod callgrind;
 mod driver;
@@ -31,6 +37,7 @@ mod svg;
 mod table;
 mod targets;
 
+use arch::Arch;
 use backend::{Backend, find_libffi36, verify_info};
 use callgrind::valgrind_version;
 use driver::{build_driver, compiler};
@@ -45,47 +52,64 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use table::count;
 
-/// The signatures the driver measures, in its `SIGS` order.
+/// The signatures the driver can measure, in its `SIGS` order (each target
+/// measures a prefix of them: [`Arch::sigs`]).
+#[derive(Debug, PartialEq, Eq)]
 struct Sig {
     key: &'static str,
     name: &'static str,
     /// A short label for the chart.
     short: &'static str,
+    /// libffi's closures for it crash before 3.5 (3.4.4 crashes on every
+    /// FFI_REGISTER closure): not measured on such a system libffi.
+    needs_libffi35: bool,
 }
 
-const SIGS: [Sig; 6] = [
+const SIGS: [Sig; 7] = [
     Sig {
         key: "v_v",
         name: "void(void)",
         short: "void(void)",
+        needs_libffi35: false,
     },
     Sig {
         key: "i_ii",
         name: "int(int,int)",
         short: "int(int,int)",
+        needs_libffi35: false,
     },
     Sig {
         key: "d_4d4i",
         name: "double(4 double,4 int)",
         short: "double(4d,4i)",
+        needs_libffi35: false,
     },
     Sig {
         key: "s16_s16",
         name: "struct{long,long}(struct{long,long})",
         short: "s16(s16)",
+        needs_libffi35: false,
     },
     Sig {
         key: "i_s40",
         name: "int(struct{5 long})",
         short: "int(s40)",
+        needs_libffi35: false,
     },
     Sig {
         key: "l_8l4d",
         name: "long(8 long,4 double)",
         short: "long(8l,4d)",
+        needs_libffi35: false,
+    },
+    // i386 only.
+    Sig {
+        key: "i_ii_reg",
+        name: "int(int,int) FFI_REGISTER",
+        short: "int(int,int) REG",
+        needs_libffi35: true,
     },
 ];
-const NSIGS: usize = SIGS.len();
 
 /// Exit status when the benchmark cannot run or a check fails (the
 /// `statictramp` command's convention for errors of its own).
@@ -150,10 +174,12 @@ fn step<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Strin
 
 fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
     let own = |e: String| (EXIT_OWN_ERROR, e);
-    let plan = Plan::new(o);
+    let arch = Arch::find(o.target.as_deref()).map_err(|e| (EXIT_USAGE, e))?;
+    let sigs = arch.sigs;
+    let plan = Plan::new(o, arch);
     let callgrind = !o.no_callgrind;
     // Everything needed, before anything runs.
-    let cc = compiler();
+    let cc = compiler(arch);
     if callgrind && valgrind_version().is_none() {
         return Err(own(
             "valgrind is not installed (needed for instruction counts): `apt-get install \
@@ -161,11 +187,14 @@ fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
                 .into(),
         ));
     }
-    let prefix36 = find_libffi36(o.libffi36.as_deref()).map_err(own)?;
-    let preload = library::find(o.lib.as_deref())
-        .map_err(|e| own(e.to_string()))?
+    let prefix36 = find_libffi36(o.libffi36.as_deref(), arch.libffi36_dir).map_err(own)?;
+    let driver = build_driver(&cc, arch, plan.reps).map_err(own)?;
+    // The preload library of the driver's ELF class and machine.
+    let explicit: Vec<PathBuf> = o.lib.iter().cloned().collect();
+    let want = library::target_of(driver.exe()).map(|t| (t, driver.exe()));
+    let preload = library::find_for(&explicit, want)
+        .map_err(|e| own(format!("{e} (build it with {})", arch.preload_hint)))?
         .path;
-    let driver = build_driver(&cc, plan.reps).map_err(own)?;
     let lib36_version = std::fs::read_to_string(prefix36.join("lib/pkgconfig/libffi.pc"))
         .ok()
         .and_then(|t| {
@@ -184,6 +213,7 @@ fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
                 Which::Statictramp => vec![("LD_PRELOAD", preload.clone().into())],
             },
             info: BTreeMap::new(),
+            skip: Vec::new(),
         })
         .collect();
     let fail = |e: String| (1, e);
@@ -195,12 +225,23 @@ fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
                     .map(|v| (v[0].clone(), v[1..].join(" ")))
                     .collect();
             verify_info(b, &prefix36, &preload)?;
+            // A libffi before 3.5 serving the closures (only the system
+            // one can be) crashes on some of them: those are not measured.
+            let before35 = b.info.get("libffi_version").map(String::as_str)
+                == Some("unknown(before-3.5)");
+            if b.which == Which::System && before35 {
+                b.skip = sigs
+                    .iter()
+                    .filter(|s| s.needs_libffi35)
+                    .map(|s| s.key)
+                    .collect();
+            }
         }
         Ok(())
     })
     .map_err(fail)?;
 
-    let mut res: Vec<Res> = BACKENDS.iter().map(|_| Res::new()).collect();
+    let mut res: Vec<Res> = BACKENDS.iter().map(|_| Res::new(sigs.len())).collect();
     let it = |n: u64| n.to_string();
     for round in 0..plan.rounds {
         step(
@@ -213,8 +254,8 @@ fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
                 for b in rotated(&backends, round) {
                     let r = &mut res[b.which.index()];
                     let l = driver.run(b, &["calls", &it(plan.call_iters)])?;
-                    min_into(&mut r.call_ns, l.per_sig("call")?);
-                    min_into(&mut r.floor_ns, l.per_sig("floor")?);
+                    min_into(&mut r.call_ns, &l.per_sig("call", sigs, &b.skip)?);
+                    min_into(&mut r.floor_ns, &l.per_sig("floor", sigs, &b.skip)?);
                     let l = driver.run(b, &["cycle", &it(plan.cycle_iters)])?;
                     r.cycle_ns = r.cycle_ns.min(l.num("cycle")?);
                     let l = driver.run(b, &["threads", "2", &it(plan.thread_iters)])?;
@@ -266,6 +307,7 @@ fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
     }
 
     Ok(Report {
+        arch,
         command: cmdline,
         quick: o.quick,
         machine: machine(&cc, callgrind),
@@ -280,8 +322,9 @@ fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
 
 fn write_out(dir: &Path, rep: &Report) -> Result<(), String> {
     create_dir(dir)?;
-    for (name, text) in [("bench.md", rep.markdown()), ("bench.svg", svg::svg(rep))] {
-        let p = dir.join(name);
+    let stem = rep.arch.out_stem;
+    for (ext, text) in [("md", rep.markdown()), ("svg", svg::svg(rep))] {
+        let p = dir.join(format!("{stem}.{ext}"));
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
         eprintln!("statictramp-bench: wrote {}", p.display());
     }
@@ -359,6 +402,7 @@ mod tests {
             o,
             Options {
                 help: false,
+                target: None,
                 quick: true,
                 out: Some("d".into()),
                 libffi36: Some("/p".into()),
@@ -371,6 +415,20 @@ mod tests {
         assert!(parse(&os(&["--bogus"])).is_err());
         assert!(parse(&os(&["--out"])).is_err());
         assert!(parse(&os(&["--scale", "x"])).is_err());
+        assert!(parse(&os(&["--target", "sparc-sun-solaris"])).is_err());
+        let o = parse(&os(&["--target", "i686-unknown-linux-gnu"])).unwrap();
+        let arch = Arch::find(o.target.as_deref()).unwrap();
+        assert_eq!(arch.out_stem, "bench-i686");
+        assert_eq!(arch.sigs.len(), 7);
+        assert_eq!(arch.sigs[6].key, "i_ii_reg");
+        // i686's big scale run is 1 M (three runs), x86_64's 16 M.
+        assert_eq!(Plan::new(&o, arch).scales, vec![(MILLION, 3)]);
+        let host = Arch::find(None).unwrap();
+        assert_eq!(host.sigs.len(), 6);
+        assert!(host.sigs.iter().all(|s| !s.needs_libffi35));
+        assert_eq!(Plan::new(&Options::default(), host).scales.last(), Some(&(SIXTEEN_M, 1)));
+        assert_eq!(host.ir_limit(0).1, "1/2");
+        assert_eq!(arch.ir_limit(0).1, "1/3");
         assert_eq!(parse_count("100k"), Some(100_000));
         assert_eq!(parse_count("16777216"), Some(SIXTEEN_M));
         assert_eq!(parse_count("0"), None);
@@ -380,7 +438,11 @@ mod tests {
     fn lines_and_axis() {
         let l = Lines::parse("call v_v 1.5\ncall i_ii 2\nscale_made 7\n");
         assert_eq!(l.num("scale_made").unwrap(), 7.0);
-        assert!(l.per_sig("call").is_err()); // not every signature
+        assert!(l.per_sig("call", &SIGS, &[]).is_err()); // not every signature
+        let v = l.per_sig("call", &SIGS[..2], &[]).unwrap();
+        assert_eq!(v, [1.5, 2.0]);
+        let v = l.per_sig("call", &SIGS[..3], &["d_4d4i"]).unwrap();
+        assert!(v[2].is_nan());
         assert_eq!(axis(93.0), (100.0, 20.0));
         assert_eq!(axis(335.0), (400.0, 100.0));
         assert_eq!(count(SIXTEEN_M), "16 M");

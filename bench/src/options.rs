@@ -1,12 +1,14 @@
 //! The command line of `statictramp-bench`, and how much it runs.
 
-use super::{MILLION, SIXTEEN_M};
+use super::MILLION;
+use super::arch::Arch;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 pub(super) const USAGE: &str = "\
-usage: statictramp-bench [--quick] [--out DIR] [--libffi36 PREFIX] [--lib PATH]
-                         [--no-callgrind] [--scale N]
+usage: statictramp-bench [--target TRIPLE] [--quick] [--out DIR]
+                         [--libffi36 PREFIX] [--lib PATH] [--no-callgrind]
+                         [--scale N]
        statictramp-bench --help
 
 Builds the C driver bench/bench.c and measures libffi's closure API on three
@@ -15,21 +17,31 @@ statictramp (preloaded); every result is checked, and the numbers are
 compared with statictramp's targets. scripts/bench builds what it needs and
 runs it with --out docs.
 
+  --target TRIPLE  x86_64-unknown-linux-gnu (default) or
+              i686-unknown-linux-gnu: 32-bit programs, run natively (the
+              driver built by $CC_i686_unknown_linux_gnu, default
+              i686-linux-gnu-gcc, against libffi:i386; one more signature,
+              FFI_REGISTER int(int,int))
   --quick     small counts (about a minute or less), still all checks
-  --out DIR   also write DIR/bench.md and DIR/bench.svg
-  --libffi36 PREFIX  libffi 3.6 install (default: $STATICTRAMP_LIBFFI36,
-              else target/libffi-3.6 from scripts/build-libffi36)
-  --lib PATH  the preload library (default: $STATICTRAMP_LIB, else next to
-              this binary, else ../lib/statictramp; as `statictramp run`)
+  --out DIR   also write DIR/bench.md and DIR/bench.svg (i686:
+              DIR/bench-i686.md and DIR/bench-i686.svg)
+  --libffi36 PREFIX  libffi 3.6 install for the target (default:
+              $STATICTRAMP_LIBFFI36, else target/libffi-3.6, i686:
+              target/libffi-3.6-i686, from scripts/build-libffi36)
+  --lib PATH  the preload library of the target's word size (default:
+              $STATICTRAMP_LIB, else next to this binary, else
+              ../lib/statictramp; as `statictramp run`)
   --no-callgrind  skip instruction counts (no valgrind needed)
-  --scale N   live closures of the big scale run (default 16M; --quick:
-              100k); suffixes k and M
+  --scale N   live closures of the big scale run (default 16M, i686: 1M;
+              --quick: 100k); suffixes k and M
 ";
 
 /// The parsed command line.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Options {
     pub(super) help: bool,
+    /// The target triple (`None`: the host's).
+    pub(super) target: Option<String>,
     pub(super) quick: bool,
     pub(super) out: Option<PathBuf>,
     pub(super) libffi36: Option<PathBuf>,
@@ -77,6 +89,11 @@ pub(super) fn parse(args: &[OsString]) -> Result<Options, String> {
             "-h" | "--help" => o.help = true,
             "--quick" => o.quick = true,
             "--no-callgrind" => o.no_callgrind = true,
+            "--target" => {
+                let t = value("a target triple")?;
+                Arch::find(Some(&t))?;
+                o.target = Some(t);
+            }
             "--out" => o.out = Some(value("a directory")?.into()),
             "--libffi36" => o.libffi36 = Some(value("a prefix")?.into()),
             "--lib" => o.lib = Some(value("a path")?.into()),
@@ -106,7 +123,7 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    pub(super) fn new(o: &Options) -> Plan {
+    pub(super) fn new(o: &Options, arch: &Arch) -> Plan {
         if o.quick {
             return Plan {
                 rounds: 2,
@@ -118,7 +135,7 @@ impl Plan {
                 scales: vec![(o.scale.unwrap_or(100_000), 1)],
             };
         }
-        let big = o.scale.unwrap_or(SIXTEEN_M);
+        let big = o.scale.unwrap_or(arch.big_scale);
         let scales = if big <= MILLION {
             vec![(big, 3)]
         } else {

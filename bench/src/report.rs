@@ -4,7 +4,8 @@ use super::backend::Backend;
 use super::options::Plan;
 use super::results::{Res, Scale, ScaleMetric, min_into};
 use super::table::{Table, count, num, ratio};
-use super::{BACKENDS, NSIGS, SIGS, Which};
+use super::arch::Arch;
+use super::{BACKENDS, Which};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -33,13 +34,14 @@ fn backend_row(what: &str, v: &[f64]) -> Vec<String> {
 }
 
 pub(super) struct Report {
+    pub(super) arch: &'static Arch,
     pub(super) command: String,
     pub(super) quick: bool,
     pub(super) plan: Plan,
     pub(super) machine: Vec<(String, String)>,
     pub(super) backends: Vec<Backend>,
     pub(super) res: Vec<Res>,
-    pub(super) floor_ir: Option<[f64; NSIGS]>,
+    pub(super) floor_ir: Option<Vec<f64>>,
     pub(super) lib36_version: String,
     pub(super) callgrind_dir: Option<PathBuf>,
 }
@@ -50,15 +52,18 @@ impl Report {
     }
 
     /// Instructions per call of backend `w` (NaN where not measured).
-    pub(super) fn ir(&self, w: Which) -> [f64; NSIGS] {
-        self.r(w).ir.unwrap_or([f64::NAN; NSIGS])
+    pub(super) fn ir(&self, w: Which) -> Vec<f64> {
+        self.r(w)
+            .ir
+            .clone()
+            .unwrap_or_else(|| vec![f64::NAN; self.arch.sigs.len()])
     }
 
     /// The floor (handler called directly), best of all processes.
-    pub(super) fn floor_ns(&self) -> [f64; NSIGS] {
-        let mut f = [f64::INFINITY; NSIGS];
+    pub(super) fn floor_ns(&self) -> Vec<f64> {
+        let mut f = vec![f64::INFINITY; self.arch.sigs.len()];
         for r in &self.res {
-            min_into(&mut f, r.floor_ns);
+            min_into(&mut f, &r.floor_ns);
         }
         f
     }
@@ -124,7 +129,7 @@ impl Report {
             self.r(Which::Libffi36),
             self.r(Which::Statictramp),
         );
-        for (k, s) in SIGS.iter().enumerate() {
+        for (k, s) in self.arch.sigs.iter().enumerate() {
             t.row(vec![
                 s.name.into(),
                 num(f[k]),
@@ -140,7 +145,7 @@ impl Report {
     }
 
     fn ir_table(&self) -> Option<Table> {
-        let fl = self.floor_ir?;
+        let fl = self.floor_ir.as_ref()?;
         let (a, b, c) = (
             self.ir(Which::System),
             self.ir(Which::Libffi36),
@@ -168,7 +173,7 @@ impl Report {
                 "statictramp/3.6 net",
             ],
         );
-        for (k, s) in SIGS.iter().enumerate() {
+        for (k, s) in self.arch.sigs.iter().enumerate() {
             t.row(vec![
                 s.name.into(),
                 num(fl[k]),

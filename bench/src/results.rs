@@ -1,7 +1,7 @@
 //! What was measured: per backend, the best of all runs.
 
 use super::driver::Lines;
-use super::{MILLION, NSIGS};
+use super::MILLION;
 
 #[derive(Clone, Debug, Default)]
 pub(super) struct Scale {
@@ -51,11 +51,12 @@ impl Scale {
 /// One row of a scale table.
 pub(super) type ScaleMetric = fn(&Scale) -> f64;
 
-/// Everything measured for one backend.
+/// Everything measured for one backend; per signature in `Arch::sigs`
+/// order, not a finite number where not measured.
 pub(super) struct Res {
-    pub(super) call_ns: [f64; NSIGS],
-    pub(super) floor_ns: [f64; NSIGS],
-    pub(super) ir: Option<[f64; NSIGS]>,
+    pub(super) call_ns: Vec<f64>,
+    pub(super) floor_ns: Vec<f64>,
+    pub(super) ir: Option<Vec<f64>>,
     pub(super) cycle_ns: f64,
     pub(super) thr_cps: f64,
     pub(super) thr_ns: f64,
@@ -63,10 +64,10 @@ pub(super) struct Res {
 }
 
 impl Res {
-    pub(super) fn new() -> Res {
+    pub(super) fn new(nsigs: usize) -> Res {
         Res {
-            call_ns: [f64::INFINITY; NSIGS],
-            floor_ns: [f64::INFINITY; NSIGS],
+            call_ns: vec![f64::INFINITY; nsigs],
+            floor_ns: vec![f64::INFINITY; nsigs],
             ir: None,
             cycle_ns: f64::INFINITY,
             thr_cps: 0.0,
@@ -76,8 +77,9 @@ impl Res {
     }
 }
 
-pub(super) fn min_into(acc: &mut [f64; NSIGS], v: [f64; NSIGS]) {
-    for (a, x) in acc.iter_mut().zip(v) {
+/// Keeps the smaller value of each pair (NaN, not measured, never wins).
+pub(super) fn min_into(acc: &mut [f64], v: &[f64]) {
+    for (a, &x) in acc.iter_mut().zip(v) {
         *a = a.min(x);
     }
 }

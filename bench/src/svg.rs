@@ -2,7 +2,7 @@
 //! signature.
 
 use super::report::Report;
-use super::{NSIGS, SIGS, Which};
+use super::{Sig, Which};
 use std::fmt::Write as _;
 
 /// XML text escaping.
@@ -37,7 +37,8 @@ fn svg_panel(
     s: &mut String,
     y0: f64,
     (title, unit, decimals): (&str, &str, usize),
-    data: &[[f64; NSIGS]; 4],
+    sigs: &[Sig],
+    data: &[Vec<f64>; 4],
 ) {
     let (left, width, height) = (70.0, 840.0, 260.0);
     let vmax = data
@@ -78,9 +79,9 @@ fn svg_panel(
         base - height / 2.0,
         xml(unit)
     );
-    let group = width / NSIGS as f64;
+    let group = width / sigs.len() as f64;
     let bar = (group - 24.0) / 4.0;
-    for (k, sig) in SIGS.iter().enumerate() {
+    for (k, sig) in sigs.iter().enumerate() {
         let gx = left + group * k as f64 + 12.0;
         for (j, (_, color)) in COLORS.iter().enumerate() {
             let v = data[j][k];
@@ -119,8 +120,8 @@ fn svg_panel(
 }
 
 pub(super) fn svg(rep: &Report) -> String {
-    let mut panels: Vec<(&str, &str, usize, [[f64; NSIGS]; 4])> = Vec::new();
-    if let Some(fl) = rep.floor_ir {
+    let mut panels: Vec<(&str, &str, usize, [Vec<f64>; 4])> = Vec::new();
+    if let Some(fl) = rep.floor_ir.clone() {
         panels.push((
             "Instructions per closure call (callgrind; lower is better)",
             "instructions per call",
@@ -139,9 +140,9 @@ pub(super) fn svg(rep: &Report) -> String {
         1,
         [
             rep.floor_ns(),
-            rep.r(Which::System).call_ns,
-            rep.r(Which::Libffi36).call_ns,
-            rep.r(Which::Statictramp).call_ns,
+            rep.r(Which::System).call_ns.clone(),
+            rep.r(Which::Libffi36).call_ns.clone(),
+            rep.r(Which::Statictramp).call_ns.clone(),
         ],
     ));
     let panel_h = 340.0;
@@ -169,6 +170,7 @@ pub(super) fn svg(rep: &Report) -> String {
             &mut s,
             30.0 + panel_h * k as f64,
             (title, unit, *decimals),
+            rep.arch.sigs,
             data,
         );
     }

@@ -4,7 +4,7 @@
 use super::machine::read_trim;
 use super::report::{Report, why_short};
 use super::table::{Table, count, num};
-use super::{MILLION, SIGS, SIXTEEN_M, Which};
+use super::{MILLION, SIXTEEN_M, Which};
 
 /// One target: what, the measured value, the goal, met or not (None: not
 /// measured in this run).
@@ -31,15 +31,16 @@ impl Report {
     fn targets(&self) -> Vec<Target> {
         let mut v = Vec::new();
         let (b, c) = (self.r(Which::Libffi36), self.r(Which::Statictramp));
-        match (self.floor_ir, b.ir, c.ir) {
+        let sigs = self.arch.sigs;
+        match (&self.floor_ir, &b.ir, &c.ir) {
             (Some(fl), Some(bi), Some(ci)) => {
-                for (k, s) in SIGS.iter().enumerate() {
-                    let limit = if k == 0 { 0.5 } else { 1.0 / 3.0 };
+                for (k, s) in sigs.iter().enumerate() {
+                    let (limit, limit_text) = self.arch.ir_limit(k);
                     let (value, r) = net_vs(ci[k], bi[k], fl[k]);
                     v.push(Target {
                         what: format!("instructions/call, {} (net)", s.name),
                         value,
-                        goal: format!("<= {} of libffi 3.6", if k == 0 { "1/2" } else { "1/3" }),
+                        goal: format!("<= {limit_text} of libffi 3.6"),
                         met: Some(r <= limit + 1e-9),
                     });
                 }
@@ -47,12 +48,17 @@ impl Report {
             _ => v.push(Target {
                 what: "instructions/call".into(),
                 value: "not measured (--no-callgrind)".into(),
-                goal: "<= 1/3 of libffi 3.6 (void(void): 1/2)".into(),
+                goal: if self.arch.is_host() {
+                    "<= 1/3 of libffi 3.6 (void(void): 1/2)"
+                } else {
+                    "<= 1/3 of libffi 3.6"
+                }
+                .into(),
                 met: None,
             }),
         }
         let f = self.floor_ns();
-        for (k, s) in SIGS.iter().enumerate() {
+        for (k, s) in sigs.iter().enumerate() {
             let (value, r) = net_vs(c.call_ns[k], b.call_ns[k], f[k]);
             v.push(Target {
                 what: format!("ns/call, {} (net)", s.name),
