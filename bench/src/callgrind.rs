@@ -17,7 +17,9 @@ impl Driver {
     /// on a 32-bit program unless libc6-dbg:i386 is installed (it needs
     /// ld.so's symbols to redirect strlen); callgrind does not.
     pub(super) fn check_under_valgrind(&self, b: &Backend) -> Result<(), String> {
-        let out = self.work.join(format!("callgrind-{}-info.out", b.which.name()));
+        let out = self
+            .work
+            .join(format!("callgrind-{}-info.out", b.which.name()));
         let prefix: Vec<OsString> = vec![
             "valgrind".into(),
             "-q".into(),

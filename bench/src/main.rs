@@ -227,8 +227,8 @@ fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
             verify_info(b, &prefix36, &preload)?;
             // A libffi before 3.5 serving the closures (only the system
             // one can be) crashes on some of them: those are not measured.
-            let before35 = b.info.get("libffi_version").map(String::as_str)
-                == Some("unknown(before-3.5)");
+            let before35 =
+                b.info.get("libffi_version").map(String::as_str) == Some("unknown(before-3.5)");
             if b.which == Which::System && before35 {
                 b.skip = sigs
                     .iter()
@@ -426,7 +426,10 @@ mod tests {
         let host = Arch::find(None).unwrap();
         assert_eq!(host.sigs.len(), 6);
         assert!(host.sigs.iter().all(|s| !s.needs_libffi35));
-        assert_eq!(Plan::new(&Options::default(), host).scales.last(), Some(&(SIXTEEN_M, 1)));
+        assert_eq!(
+            Plan::new(&Options::default(), host).scales.last(),
+            Some(&(SIXTEEN_M, 1))
+        );
         assert_eq!(host.ir_limit(0).1, "1/2");
         assert_eq!(arch.ir_limit(0).1, "1/3");
         assert_eq!(parse_count("100k"), Some(100_000));

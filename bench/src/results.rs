@@ -1,7 +1,7 @@
 //! What was measured: per backend, the best of all runs.
 
-use super::driver::Lines;
 use super::MILLION;
+use super::driver::Lines;
 
 #[derive(Clone, Debug, Default)]
 pub(super) struct Scale {
