@@ -26,6 +26,10 @@
 #      i686, the i686 preload library and the runtime's tests built for
 #      i686 and run natively with it, libffi 3.6 built for i686, and a
 #      libffi smoke test run natively
+#  11. compat/testsuite/run.py --target i686-unknown-linux-gnu: libffi's
+#      closure tests built for i686 (with the stdcall/thiscall/fastcall
+#      variants) in the same 5 configurations, against libffi:i386 and
+#      libffi 3.6 for i686, with the i686 preload library
 #
 # Every step runs even if an earlier one failed (except when the toolchain
 # or a step's prerequisite is missing), so one run shows all failures; the
@@ -213,5 +217,15 @@ fi
 # Last, and in a process of its own: it points cargo at Debian's rustc
 # (RUSTC=/usr/bin/rustc), which must not reach the host steps.
 step "i686: toolchain, statictramp-abi and runtime tests (scripts/test-i686)" scripts/test-i686
+
+# The 64-bit CLI serves the 32-bit tests too (it preloads the library of the
+# program's word size). Without the library from step 5, run.py builds it.
+libffi_testsuite_i686() {
+    cargo build --release --bin statictramp &&
+        python3 compat/testsuite/run.py --target i686-unknown-linux-gnu \
+            ${preload_lib_i686:+--preload "$preload_lib_i686"} --cli target/release/statictramp
+}
+step "i686: libffi testsuite, libffi:i386 and 3.6, preload and strict (compat/testsuite --target)" \
+    libffi_testsuite_i686
 
 summary

@@ -8,10 +8,11 @@ DejaGnu files compile it (testsuite/lib/libffi.exp, the suite's .exp) against
 two libffis -- the system one and libffi 3.6 built by scripts/build-libffi36 --
 and every binary runs in the configurations of CONFIGS below. The DejaGnu
 directives in the test sources (dg-do, dg-options, dg-output, ...) are
-honoured for the target x86_64-linux.
+honoured for the target: the host (x86_64-linux), or with --target
+i686-unknown-linux-gnu i686-linux, whose programs run natively here.
 
-    compat/testsuite/run.py [--jobs N] [--filter SUBSTR] [--keep] [--json FILE]
-                            [--preload PATH] [--cli PATH] [--timeout SECONDS]
+    compat/testsuite/run.py [--target TRIPLE] [--jobs N] [--filter SUBSTR] [--keep]
+                            [--json FILE] [--preload PATH] [--cli PATH] [--timeout SECONDS]
 
 Exit status: 0 when every test whose control passed (and every required
 test) passes in every statictramp configuration, 1 otherwise, 2 when the
@@ -37,7 +38,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BUILD_DIR = ROOT / "target" / "testsuite"
 DEFAULT_CLI = ROOT / "target" / "release" / "statictramp"
 DEFAULT_TIMEOUT = 60.0
 
@@ -87,11 +87,61 @@ SUITES = [
 # bhaible.exp runs test-callback.c once per -DDGTEST=1..80.
 BHAIBLE_DGTESTS = range(1, 81)
 
-# run-many-tests (lib/libffi.exp) for GCC: common flags, the optimization
-# levels, and the ABIs x86_64 tests that mention ABI_NUM run with.
+# run-many-tests (lib/libffi.exp) for GCC: common flags and the optimization
+# levels. The ABIs the tests that mention ABI_NUM run with depend on the
+# target (Target.abis).
 COMMON_FLAGS = ["-W", "-Wall", "-Wno-psabi", "-fno-diagnostics-color"]
 OPTIMIZATIONS = ["-O0", "-O2"]
-TARGET_ABIS = [("", []), ("GNUW64", ["-DABI_NUM=FFI_GNUW64", "-DABI_ATTR=__MSABI__"])]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What differs between the targets the runner builds for."""
+
+    rust_triple: str | None  # cargo's --target for our scripts; None: the host
+    dejagnu_triplet: str | None  # the selectors' triplet; None: config.guess's
+    # run-many-tests' targetabis for GCC, as (name, flags): "" is the default ABI.
+    abis: list[tuple[str, list[str]]]
+    cc: tuple[str, str]  # (environment variable, default) for the C compiler
+    cxx: tuple[str, str]
+    build_dir: Path
+    ptr_bits: int  # sizeof(void *) * 8 of the test programs, checked by the probe
+
+    def script_args(self) -> list[str]:
+        return ["--target", self.rust_triple] if self.rust_triple else []
+
+
+TARGETS = {
+    # The host: libffi.exp's targetabis for x86_64 (not ILP32).
+    "host": Target(
+        rust_triple=None,
+        dejagnu_triplet=None,
+        abis=[("", []), ("GNUW64", ["-DABI_NUM=FFI_GNUW64", "-DABI_ATTR=__MSABI__"])],
+        cc=("CC", "gcc"),
+        cxx=("CXX", "g++"),
+        build_dir=ROOT / "target" / "testsuite",
+        ptr_bits=64,
+    ),
+    # i686, run natively. libffi.exp's targetabis for __i386__: no MS_CDECL,
+    # PASCAL or REGISTER variant (GCC has no attribute for the last two).
+    # config.guess would print the host's triplet; DejaGnu's target_triplet on
+    # an i686 machine is i686-pc-linux-gnu. The compilers are the ones
+    # scripts/lib/cross-target exports (never gcc -m32: no gcc-multilib).
+    "i686-unknown-linux-gnu": Target(
+        rust_triple="i686-unknown-linux-gnu",
+        dejagnu_triplet="i686-pc-linux-gnu",
+        abis=[
+            ("", []),
+            ("STDCALL", ["-DABI_NUM=FFI_STDCALL", "-DABI_ATTR=__STDCALL__"]),
+            ("THISCALL", ["-DABI_NUM=FFI_THISCALL", "-DABI_ATTR=__THISCALL__"]),
+            ("FASTCALL", ["-DABI_NUM=FFI_FASTCALL", "-DABI_ATTR=__FASTCALL__"]),
+        ],
+        cc=("CC_i686_unknown_linux_gnu", "i686-linux-gnu-gcc"),
+        cxx=("CXX_i686_unknown_linux_gnu", "i686-linux-gnu-g++"),
+        build_dir=ROOT / "target" / "testsuite-i686",
+        ptr_bits=32,
+    ),
+}
 
 # Tests left out, as (glob over the test id, reason). Printed in every run.
 EXCLUDED: list[tuple[str, str]] = []
@@ -468,7 +518,9 @@ def has_gccbug(gcc_version: tuple[int, ...], abi_flags: list[str], extra: str, t
     return hit and gcc_version < (9, 3)
 
 
-def discover(testsuite: Path, triplet: str, gcc_version: tuple[int, ...]) -> list[Variant]:
+def discover(
+    testsuite: Path, triplet: str, gcc_version: tuple[int, ...], target_abis: list[tuple[str, list[str]]]
+) -> list[Variant]:
     """All variants, in the order libffi's .exp files run them."""
     variants = []
     for suite, subdir, globs, extra in SUITES:
@@ -480,7 +532,7 @@ def discover(testsuite: Path, triplet: str, gcc_version: tuple[int, ...]) -> lis
         dgtests = BHAIBLE_DGTESTS if suite == "bhaible" else [None]
         for source in sources:
             uses_abi = "ABI_NUM" in source.read_text(errors="replace")
-            abis = TARGET_ABIS if uses_abi else TARGET_ABIS[:1]
+            abis = target_abis if uses_abi else target_abis[:1]
             for dgtest in dgtests:
                 extra_flags = ([f"-DDGTEST={dgtest}"] if dgtest is not None else []) + extra
                 for opt in OPTIMIZATIONS:
@@ -510,6 +562,7 @@ class SetupError(Exception):
 
 @dataclasses.dataclass
 class Env:
+    target: Target
     cc: str
     cxx: str
     gcc_version: tuple[int, ...]
@@ -528,7 +581,8 @@ def find_tool(name: str, env_var: str) -> str:
     tool = os.environ.get(env_var, name)
     path = shutil.which(tool)
     if not path:
-        raise SetupError(f"{tool} not found (set {env_var}); install gcc and g++")
+        hint = "scripts/lib/cross-target installs it" if "-linux-gnu-" in name else "install gcc and g++"
+        raise SetupError(f"{tool} not found (set {env_var}); {hint}")
     return path
 
 
@@ -563,27 +617,35 @@ def find_libffi_source() -> Path:
     return src
 
 
-def target_triplet(libffi_src: Path, cc: str) -> str:
-    """DejaGnu's target_triplet for a native run: config.guess."""
+def target_triplet(target: Target, libffi_src: Path, cc: str) -> str:
+    """DejaGnu's target_triplet for a native run: config.guess, unless the
+    target names it (the host's config.guess does not describe i686)."""
+    if target.dejagnu_triplet:
+        return target.dejagnu_triplet
     p = subprocess.run([str(libffi_src / "config.guess")], capture_output=True, text=True)
     if p.returncode == 0 and p.stdout.strip():
         return p.stdout.strip()
     return subprocess.run([cc, "-dumpmachine"], capture_output=True, text=True).stdout.strip()
 
 
-def run_script(script: str, what: str) -> Path:
+def run_script(script: str, args: list[str], what: str) -> Path:
     """Runs scripts/<script> (progress on our stderr) and returns the path it prints."""
-    p = subprocess.run([str(ROOT / "scripts" / script)], stdout=subprocess.PIPE, text=True)
+    p = subprocess.run([str(ROOT / "scripts" / script), *args], stdout=subprocess.PIPE, text=True)
     if p.returncode != 0 or not p.stdout.strip():
-        raise SetupError(f"scripts/{script} failed (exit {p.returncode}); cannot build {what}")
+        raise SetupError(f"scripts/{shlex.join([script, *args])} failed (exit {p.returncode}); cannot build {what}")
     return Path(p.stdout.strip().splitlines()[-1])
 
 
-def find_preload(arg: str | None) -> Path:
-    path = arg or os.environ.get("STATICTRAMP_PRELOAD")
-    preload = Path(path) if path else run_script("build-preload", "the preload library")
+def find_preload(target: Target, arg: str | None) -> Path:
+    # STATICTRAMP_PRELOAD is the host's library (test.sh exports it); another
+    # target's comes from --preload or is built.
+    path = arg or (os.environ.get("STATICTRAMP_PRELOAD") if target.rust_triple is None else None)
+    args = target.script_args()
+    preload = Path(path) if path else run_script("build-preload", args, "the preload library")
     if not preload.is_file():
-        raise SetupError(f"preload library {preload} does not exist (build it with scripts/build-preload)")
+        raise SetupError(
+            f"preload library {preload} does not exist (build it with {shlex.join(['scripts/build-preload', *args])})"
+        )
     return preload.resolve()
 
 
@@ -609,23 +671,25 @@ def base_environment() -> dict[str, str]:
 
 
 def setup(args: argparse.Namespace) -> Env:
-    cc, cxx = find_tool("gcc", "CC"), find_tool("g++", "CXX")
+    target = TARGETS[args.target]
+    cc, cxx = find_tool(target.cc[1], target.cc[0]), find_tool(target.cxx[1], target.cxx[0])
     libffi_src = find_libffi_source()
-    prefix36 = run_script("build-libffi36", "libffi 3.6")
+    prefix36 = run_script("build-libffi36", target.script_args(), "libffi 3.6")
     fficonfig_dir = prefix36 / "testsuite"
     if not (fficonfig_dir / "fficonfig.h").is_file():
         raise SetupError(f"{fficonfig_dir}/fficonfig.h missing: remove {prefix36} and rerun")
     return Env(
+        target=target,
         cc=cc,
         cxx=cxx,
         gcc_version=gcc_version(cc),
         libffi_src=libffi_src,
-        triplet=target_triplet(libffi_src, cc),
+        triplet=target_triplet(target, libffi_src, cc),
         prefix36=prefix36,
         fficonfig_dir=fficonfig_dir,
-        preload=find_preload(args.preload),
+        preload=find_preload(target, args.preload),
         cli=find_cli(args.cli),
-        build_dir=Path(args.build_dir).resolve(),
+        build_dir=Path(args.build_dir or target.build_dir).resolve(),
         timeout=args.timeout,
         base_env=base_environment(),
     )
@@ -819,13 +883,14 @@ int main(void)
   printf("statictramp=%s\n", !owns ? "absent" : owns(code) ? "owns" : "loaded-not-owner");
   printf("wx_mmap=%s\n", wx == MAP_FAILED ? "refused" : "allowed");
   printf("libffi=%s\n", dladdr((void *)ffi_call, &info) ? info.dli_fname : "?");
+  printf("ptr_bits=%d\n", (int)(sizeof(void *) * 8));
   return 0;
 }
 """
 
 
 def expected_probe(env: Env, config: Config) -> dict[str, str]:
-    want = {"call": "42"}
+    want = {"call": "42", "ptr_bits": str(env.target.ptr_bits)}
     want["statictramp"] = "absent" if config.launch == "plain" else "owns"
     if config.launch == "strict":
         want["wx_mmap"] = "refused"
@@ -872,7 +937,7 @@ def probe_configs(env: Env) -> list[str]:
                     f"  exit {rc}; expected {want}, got {got}\n  stderr: {err.strip()[:600]}"
                 )
             lines.append(f"  {config.name:<22} statictramp={got['statictramp']}, W+X mmap {got['wx_mmap']}, "
-                         f"libffi {got['libffi']}")
+                         f"{got['ptr_bits']}-bit, libffi {got['libffi']}")
     return lines
 
 
@@ -1018,12 +1083,37 @@ def print_counts(c: Config, counts: dict[str, int]) -> None:
     print(line)
 
 
+def print_abi_counts(rows: Rows) -> dict[str, dict[str, dict[str, int]]]:
+    """Counts per ABI variant (run-many-tests' -DABI_NUM=...) and
+    configuration, over the tests that have variants (those mentioning
+    ABI_NUM); returns them for --json."""
+    variant_sources = {v.source for v, _ in rows if v.abi}
+    by_abi: dict[str, Rows] = {}
+    for v, cells in rows:
+        if v.source in variant_sources:
+            by_abi.setdefault(v.abi or "default", []).append((v, cells))
+    print("\n=== Per ABI variant (tests that mention ABI_NUM) ===")
+    if not by_abi:
+        print("  none")
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for abi, abi_rows in by_abi.items():
+        out[abi] = {c.name: count_config(abi_rows, c) for c in CONFIGS}
+        cols = ", ".join(
+            f"{c.name} {out[abi][c.name]['passed']}/{out[abi][c.name]['failed']}"
+            + (f" (+{out[abi][c.name]['control_failed']} not counted)" if out[abi][c.name]["control_failed"] else "")
+            for c in CONFIGS
+        )
+        print(f"  {abi:<9} {len(abi_rows)} variants; passed/failed: {cols}")
+    return out
+
+
 def report(rows: Rows, skipped: list, excluded: list, compile_cmds: dict[tuple[str, str], str]) -> dict:
     """Prints table, failures, lists and counts; returns the counts for --json."""
     print_table(rows)
     print_our_failures(rows, compile_cmds)
     print_control_failures(rows, compile_cmds)
     print_lists(skipped)
+    by_abi = print_abi_counts(rows)
     print()
     summary = {}
     for c in CONFIGS:
@@ -1035,10 +1125,11 @@ def report(rows: Rows, skipped: list, excluded: list, compile_cmds: dict[tuple[s
     total_pass = sum(summary[c.name]["passed"] for c in OURS)
     total_fail = sum(summary[c.name]["failed"] for c in OURS)
     print(f"{total_pass} passed, {total_fail} failed")
-    return summary
+    return {"configs": summary, "by_abi": by_abi}
 
 
-def write_json(path: str, env: Env, rows, summary, excluded, skipped, probe_lines, elapsed) -> None:
+def write_json(path: str, env: Env, rows, counts, excluded, skipped, probe_lines, elapsed) -> None:
+    summary = counts["configs"]
     data = {
         "configs": [dataclasses.asdict(c) for c in CONFIGS],
         "environment": {
@@ -1046,6 +1137,7 @@ def write_json(path: str, env: Env, rows, summary, excluded, skipped, probe_line
             "libffi36_prefix": str(env.prefix36),
             "preload": str(env.preload),
             "cli": str(env.cli),
+            "target": env.target.rust_triple or "host",
             "triplet": env.triplet,
             "gcc_version": ".".join(map(str, env.gcc_version)),
             "probes": [line.strip() for line in probe_lines],
@@ -1072,6 +1164,7 @@ def write_json(path: str, env: Env, rows, summary, excluded, skipped, probe_line
         "excluded": [{"id": t, "reason": r} for t, r in excluded],
         "skipped_by_directive": [{"id": t, "reason": r} for t, r in skipped],
         "summary": summary,
+        "by_abi": counts["by_abi"],
         "total": {
             "passed": sum(summary[c.name]["passed"] for c in OURS),
             "failed": sum(summary[c.name]["failed"] for c in OURS),
@@ -1095,7 +1188,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--preload", help="preload library (default: $STATICTRAMP_PRELOAD, else scripts/build-preload)")
     ap.add_argument("--cli", help="statictramp CLI (default: $STATICTRAMP_CLI, else target/release/statictramp)")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per test run (default 60)")
-    ap.add_argument("--build-dir", default=str(DEFAULT_BUILD_DIR), help="default: target/testsuite")
+    ap.add_argument(
+        "--target",
+        default="host",
+        choices=list(TARGETS),
+        help="build the tests for this target (default: the host); i686-unknown-linux-gnu runs natively",
+    )
+    ap.add_argument("--build-dir", help="default: target/testsuite, target/testsuite-i686 for i686")
     return ap.parse_args(argv)
 
 
@@ -1142,7 +1241,7 @@ def main(argv: list[str]) -> int:
         return 2
     testsuite = env.libffi_src / "testsuite"
     try:
-        variants = discover(testsuite, env.triplet, env.gcc_version)
+        variants = discover(testsuite, env.triplet, env.gcc_version, env.target.abis)
     except DirectiveError as e:
         print(f"run.py: FATAL: cannot evaluate a DejaGnu directive: {e}", file=sys.stderr)
         return 2
