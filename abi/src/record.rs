@@ -131,6 +131,21 @@ impl RecordLayout {
         align_up(self.raw_user_data() + self.word, self.word)
     }
 
+    /// The names and values every architecture's asm layout.h must define
+    /// for our header and libffi's `ffi_closure` (build.rs checks them).
+    pub const fn asm_constants(&self) -> [(&'static str, u64); 8] {
+        [
+            ("HDR_ENTRY", self.hdr_entry() as u64),
+            ("HDR_PLAN", self.hdr_plan() as u64),
+            ("HDR_CLOSURE", self.hdr_closure() as u64),
+            ("HDR_SIZE", self.hdr_size() as u64),
+            ("CLOSURE_CIF", self.closure_cif() as u64),
+            ("CLOSURE_FUN", self.closure_fun() as u64),
+            ("CLOSURE_USER_DATA", self.closure_user_data() as u64),
+            ("CLOSURE_SIZE", self.closure_size() as u64),
+        ]
+    }
+
     /// Whether the header fits in `tramp[]` with every word aligned, and
     /// the record is laid out as libffi's C compiler lays it out.
     pub const fn is_consistent(&self) -> bool {

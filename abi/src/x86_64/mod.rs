@@ -17,18 +17,11 @@ pub const RECORD: RecordLayout = RecordLayout {
 };
 
 /// The constants asm/x86_64/layout.h must define with exactly these
-/// values (build.rs checks them before assembling): our header and
-/// libffi's `ffi_closure` ([`RECORD`]), the entries' register frame
-/// ([`frame`]) and the dispatcher's return codes ([`crate::RetKind`]).
+/// values besides the record's ([`RecordLayout::asm_constants`] of
+/// [`RECORD`]; build.rs checks both before assembling): the entries'
+/// register frame ([`frame`]) and the dispatcher's return codes
+/// ([`crate::RetKind`]).
 pub const ASM_CONSTANTS: &[(&str, u64)] = &[
-    ("HDR_ENTRY", RECORD.hdr_entry() as u64),
-    ("HDR_PLAN", RECORD.hdr_plan() as u64),
-    ("HDR_CLOSURE", RECORD.hdr_closure() as u64),
-    ("HDR_SIZE", RECORD.hdr_size() as u64),
-    ("CLOSURE_CIF", RECORD.closure_cif() as u64),
-    ("CLOSURE_FUN", RECORD.closure_fun() as u64),
-    ("CLOSURE_USER_DATA", RECORD.closure_user_data() as u64),
-    ("CLOSURE_SIZE", RECORD.closure_size() as u64),
     ("FRAME_GPR", frame::GPR as u64),
     ("FRAME_SSE", frame::SSE as u64),
     ("FRAME_RET_RAX", frame::RET_RAX as u64),
