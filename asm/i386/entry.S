@@ -37,30 +37,19 @@
  *
  * Return: the caller expects esp to come back above its arguments, plus N
  * = PLAN_POP bytes where the callee pops, and the slot's two words are
- * ours to remove. `ret $N` needs a constant, and a jump instead of ret
- * would break CET shadow stacks, so the return address is copied to the
- * top of the popped area (ebp+12+N), the saved ebp just below it, esp set
- * there, and then `pop %ebp; ret`. Only ecx (not a return register in any
- * convention) is used for it. CFI: CFA = ebp + 16 until the two copies;
- * for the last three instructions CFA is described as the caller's esp
- * after the pop (ecx + 4), the return address and saved ebp at their new
- * places.
+ * ours to remove: frame.h's RETURN_POP_ECX, with N only known at run time.
+ * The fast entries (entry_fast.S) serve the plans that need no Rust.
  */
 #include "../common.h"
 #include "layout.h"
+#include "frame.h"
 
 	.hidden	statictramp_dispatch
 	.text
 
 ENTRY(statictramp_entry_i386)
 	.cfi_startproc
-	.cfi_def_cfa_offset 12		/* the slot's two words above the return address */
-	endbr32
-	pushl	%ebp
-	.cfi_def_cfa_offset 16
-	.cfi_offset %ebp, -16
-	movl	%esp, %ebp
-	.cfi_def_cfa_register %ebp
+	PROLOGUE
 	subl	$4 + FRAME_SIZE, %esp
 	andl	$-16, %esp			/* frame: 16-aligned */
 	movl	%esp, -4(%ebp)
@@ -107,20 +96,7 @@ ENTRY(statictramp_entry_i386)
 	movl	8(%ebp), %ecx			/* header */
 	movl	HDR_PLAN(%ecx), %ecx
 	movl	PLAN_POP(%ecx), %ecx		/* N */
-	leal	12(%ebp,%ecx), %ecx		/* where the return address goes */
-	pushl	12(%ebp)
-	popl	(%ecx)				/* return address, copied up */
-	pushl	0(%ebp)
-	popl	-4(%ecx)			/* caller's ebp, just below it */
-	.cfi_def_cfa %ecx, 4
-	.cfi_offset %eip, -4
-	.cfi_offset %ebp, -8
-	leal	-4(%ecx), %esp
-	.cfi_def_cfa %esp, 8
-	popl	%ebp
-	.cfi_def_cfa_offset 4
-	.cfi_restore %ebp
-	ret
+	RETURN_POP_ECX
 	.cfi_endproc
 END(statictramp_entry_i386)
 

@@ -51,6 +51,48 @@
 #define PLAN_SCRATCH 0
 /* Bytes of the caller's stack arguments the callee pops (ret $N). */
 #define PLAN_POP 4
+/* Fast entries (entry_fast.S): the number of arguments, where rvalue is
+ * (an ebp-relative offset, int32, of the word holding it), the return
+ * sequence's address, and each argument's ebp-relative address (int16). */
+#define PLAN_NARGS 8
+#define PLAN_FAST_RVALUE 12
+#define PLAN_FAST_TARGET 16
+#define PLAN_FAST_OFFS 20
+#define FAST_MAX_ARGS 16
+/* statictramp_entry_i386_fastN exists for N = 0 .. FAST_UNROLLED_MAX. */
+#define FAST_UNROLLED_MAX 4
+
+/* ---- fast entry frame (entry_fast.S) ---------------------------------- */
+/* Bytes below ebp: the saved argument registers and the buffer pointer. */
+#define FAST_SAVED_ECX 4
+#define FAST_SAVED_EDX 8
+#define FAST_SAVED_EAX 12
+#define FAST_BUF_PTR 16
+/* Bytes reserved below ebp before aligning: the four locals above and,
+ * below them, the 16-byte return buffer and avalue[FAST_MAX_ARGS]. */
+#define FAST_RESERVE 96
+/* At the handler call, from esp: its four arguments at 0, the return
+ * buffer at FAST_RET_BUF, avalue[] at FAST_AVALUE. */
+#define FAST_RET_BUF 16
+#define FAST_AVALUE 32
+/* Return codes (statictramp_i386_fast_ret_table order). */
+#define FAST_RET_VOID 0
+#define FAST_RET_U8 1
+#define FAST_RET_S8 2
+#define FAST_RET_U16 3
+#define FAST_RET_S16 4
+#define FAST_RET_I32 5
+#define FAST_RET_I64 6
+#define FAST_RET_FLOAT 7
+#define FAST_RET_DOUBLE 8
+#define FAST_RET_LDOUBLE 9
+#define FAST_RET_MEM 10
+#define FAST_RET_COUNT 11
+/* How a return sequence pops: nothing, 4 bytes (ret $4), PLAN_POP bytes. */
+#define FAST_POP_NONE 0
+#define FAST_POP_4 1
+#define FAST_POP_N 2
+#define FAST_POP_COUNT 3
 
 /* ---- entry frame (statictramp-abi src/i386/frame.rs) ------------------ */
 #define FRAME_EAX 0
