@@ -36,7 +36,8 @@ impl Compiled {
     pub fn new(sig: Signature, plan: Plan, raw: RawMode) -> Compiled {
         // Only the generic entries hand raw arguments over (the dispatcher
         // does it).
-        let (asm, entry) = arch::select_entry(&sig, &plan, raw != RawMode::Cooked);
+        let generic = raw != RawMode::Cooked || generic_entries_only();
+        let (asm, entry) = arch::select_entry(&sig, &plan, generic);
         Compiled {
             asm,
             entry,
@@ -46,6 +47,34 @@ impl Compiled {
             sig,
         }
     }
+}
+
+/// `STATICTRAMP_ENTRY=generic` in the environment: every plan takes the
+/// architecture's generic entry (the Rust dispatcher) instead of a fast
+/// one, so that tests can run the same callers through both. Read once;
+/// any other value is reported and ignored.
+fn generic_entries_only() -> bool {
+    static GENERIC: OnceLock<bool> = OnceLock::new();
+    *GENERIC.get_or_init(|| match std::env::var_os("STATICTRAMP_ENTRY") {
+        None => false,
+        Some(v) if v == "generic" => {
+            if crate::dispatch::debug_enabled() {
+                crate::dispatch::diag(
+                    "STATICTRAMP_ENTRY=generic: every closure takes the generic entry",
+                );
+            }
+            true
+        }
+        Some(v) if v == "fast" => false,
+        Some(v) => {
+            crate::dispatch::diag(&format!(
+                "STATICTRAMP_ENTRY={} ignored: use `generic` (every closure through the \
+                 generic entry) or `fast` (the default)",
+                v.to_string_lossy()
+            ));
+            false
+        }
+    })
 }
 
 type Interned = HashMap<(Signature, RawMode), &'static Compiled>;

@@ -182,8 +182,18 @@ fn parse(stdout: &str) -> Summary {
 
 /// Runs `exe` with `args`, under the i686 preload library if `preload`.
 fn run(exe: &Path, args: &[&str], preload: bool) -> (bool, String, Summary) {
+    run_env(exe, args, preload, &[])
+}
+
+/// As [`run`], with `env` added to the environment.
+fn run_env(
+    exe: &Path,
+    args: &[&str],
+    preload: bool,
+    env: &[(&str, &str)],
+) -> (bool, String, Summary) {
     let mut cmd = Command::new(exe);
-    cmd.args(args);
+    cmd.args(args).envs(env.iter().copied());
     if preload {
         let lib = statictramp_testkit::preload();
         assert_elf32_i386(&lib, "STATICTRAMP_PRELOAD");
@@ -203,7 +213,12 @@ fn run(exe: &Path, args: &[&str], preload: bool) -> (bool, String, Summary) {
 /// every caller, and statictramp served every closure (two per case: the
 /// gcc and the asm caller's).
 fn assert_all_served(exe: &Path) {
-    let (ok, all, s) = run(exe, &["--require-statictramp"], true);
+    assert_all_served_env(exe, &[]);
+}
+
+/// As [`assert_all_served`], with `env` added to the environment.
+fn assert_all_served_env(exe: &Path, env: &[(&str, &str)]) {
+    let (ok, all, s) = run_env(exe, &["--require-statictramp"], true, env);
     let shown: Vec<&str> = s.fails.iter().take(60).map(String::as_str).collect();
     assert!(
         ok && s.result_ok && s.fails.is_empty(),
@@ -261,6 +276,21 @@ fn asm_caller_checks_can_fail() {
 #[test]
 fn fixed_cases_under_preload() {
     assert_all_served(fixed());
+}
+
+/// The same callers with every closure on the generic entry (the Rust
+/// dispatcher) rather than the fast entries most of these plans get.
+#[test]
+fn fixed_cases_under_preload_generic_entry() {
+    let env = [("STATICTRAMP_ENTRY", "generic"), ("STATICTRAMP_DEBUG", "1")];
+    let (_, all, _) = run_env(fixed(), &["--require-statictramp"], true, &env);
+    assert!(
+        all.contains(
+            "statictramp: STATICTRAMP_ENTRY=generic: every closure takes the generic entry"
+        ),
+        "the library did not take STATICTRAMP_ENTRY=generic:\n{all}"
+    );
+    assert_all_served_env(fixed(), &env);
 }
 
 #[test]
