@@ -21,6 +21,7 @@
 
 mod check;
 mod json;
+mod mixed;
 mod run;
 mod strict;
 

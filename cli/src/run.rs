@@ -5,6 +5,7 @@
 //! CMD and its parent, so CMD's exit status and signals are seen unchanged.
 
 use super::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_OWN_ERROR, EXIT_USAGE};
+use crate::mixed;
 use crate::strict;
 use statictramp_locate::elf;
 use statictramp_locate::library;
@@ -130,8 +131,29 @@ fn refuse_exec_stack(path: &Path) -> Result<(), String> {
     }
 }
 
+/// The `LD_PRELOAD` entry for CMD's class `t` and the other word size
+/// (mixed.rs), when a library of that size is found (`--lib`,
+/// `$STATICTRAMP_LIB` or the default places) and its ld.so exists here;
+/// `None`: `lib` alone. Why a found library cannot be added is noted.
+fn both_classes(named: &[PathBuf], t: elf::Target, lib: &Path, cmd: &Path) -> Option<OsString> {
+    let other = mixed::companion(t)?;
+    mixed::loader(other).filter(|l| l.exists())?;
+    let found = library::find_for(named, Some((other, cmd))).ok()?;
+    match mixed::preload_entry([(t, lib), (other, &found.path)]) {
+        Ok(entry) => Some(entry),
+        Err(mixed::NotMixed(why)) => {
+            eprintln!(
+                "statictramp run: note: {other} programs that {} starts will not get \
+                 statictramp ({why})",
+                cmd.display()
+            );
+            None
+        }
+    }
+}
+
 /// `lib` first, then whatever LD_PRELOAD already held.
-fn preload_value(lib: &Path) -> OsString {
+fn preload_value(lib: &OsStr) -> OsString {
     let mut v = OsString::from(lib);
     if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
         v.push(":");
@@ -202,7 +224,12 @@ pub fn main(args: &[OsString]) -> i32 {
     let mut command = std::process::Command::new(&path);
     command.arg0(&opts.cmd).args(&opts.args);
     if let Some(lib) = &lib {
-        command.env("LD_PRELOAD", preload_value(&lib.path));
+        let entry = match library::target_of(&path) {
+            Some(t) => both_classes(&opts.lib, t, &lib.path, &path),
+            None => None,
+        };
+        let entry = entry.unwrap_or_else(|| lib.path.clone().into_os_string());
+        command.env("LD_PRELOAD", preload_value(&entry));
     }
     let err = command.exec();
     eprintln!("statictramp run: cannot execute {}: {err}", path.display());

@@ -537,6 +537,72 @@ fn run_serves_and_strictly_confines_32_bit_programs() {
         "{}",
         text(&out.stderr)
     );
+    // A process tree of both word sizes: a 64-bit shell starts the 64-bit
+    // and the 32-bit probe, strict, and each gets the library of its class
+    // through one LD_PRELOAD entry with $LIB (cli/src/mixed.rs) in a fresh
+    // per-user directory; no ld.so complains about the other class.
+    let runtime =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("xdg-{}", std::process::id()));
+    std::fs::create_dir_all(&runtime).unwrap();
+    let script = format!(
+        "echo \"$LD_PRELOAD\"; {} closure && {} closure",
+        probe().display(),
+        probe32.display()
+    );
+    let tree = || {
+        let mut c = Command::new(CLI);
+        c.env("STATICTRAMP_LIB", &libs)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env_remove("LD_PRELOAD");
+        output(c.args(["run", "--strict", "--", "sh", "-c", &script]))
+    };
+    for round in ["made", "reused"] {
+        let out = tree();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{round}: {stdout}{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            3,
+            "{round}: LD_PRELOAD and two closure lines expected:\n{stdout}{stderr}"
+        );
+        let want_entry = runtime.join("statictramp");
+        assert!(
+            lines[0].starts_with(want_entry.to_str().unwrap())
+                && lines[0].ends_with("/$LIB/libstatictramp-preload.so"),
+            "{round}: LD_PRELOAD={}",
+            lines[0]
+        );
+        assert_eq!(lines[1..], ["closure ok 1042 1073"; 2], "{round}: {stderr}");
+        assert!(
+            !stderr.contains("ELF class") && !stderr.contains("cannot be preloaded"),
+            "{round}: {stderr}"
+        );
+    }
+    // A directory others can write is not used: a note, and CMD's class only.
+    let open_dir = runtime.join("open");
+    std::fs::create_dir_all(open_dir.join("statictramp")).unwrap();
+    std::fs::set_permissions(
+        open_dir.join("statictramp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut c = Command::new(CLI);
+    c.env("STATICTRAMP_LIB", &libs)
+        .env("XDG_RUNTIME_DIR", &open_dir)
+        .env_remove("LD_PRELOAD");
+    let out = output(c.args(["run", "--", "sh", "-c", "echo $LD_PRELOAD"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        std::fs::canonicalize(preload()).unwrap().to_str().unwrap()
+    );
+    assert!(
+        text(&out.stderr).contains("32-bit i386 programs that")
+            && text(&out.stderr).contains("only it can write"),
+        "{}",
+        text(&out.stderr)
+    );
     // Only the 64-bit library named: refused, saying why.
     let mut c = Command::new(CLI);
     c.env("STATICTRAMP_LIB", preload()).env_remove("LD_PRELOAD");
