@@ -25,6 +25,11 @@
  *                        --dump-after=measure_loop gives one dump each)
  *   cycle [ITERS]        ns per ffi_closure_alloc + ffi_prep_closure_loc +
  *                        one call + ffi_closure_free (int(int,int))
+ *   parts [ITERS]        the cycle's parts, each alone: ns per alloc+free,
+ *                        per prep (one closure, again), per call through
+ *                        one closure and through 65 in turn
+ *                          parts_alloc_free / parts_prep /
+ *                          parts_call_same / parts_call_turns NS
  *   scale N              N closures alive at once: ns per alloc+prep, per
  *                        call, per free, VMAs and RSS added; stops gracefully
  *                        (`stopped ...`) if allocation fails before N
@@ -596,6 +601,70 @@ static void cmd_cycle(long n)
 	printf("cycle %.3f\n", best / (double)n);
 }
 
+/* The cycle's parts, each timed alone (int(int,int)), best of reps:
+ * alloc+free; prep of one closure, again and again; calls through one
+ * closure; calls through TURNS closures in turn, the order in which the
+ * cycle meets code addresses when freed closures are handed out again
+ * first-in first-out after 64 newer frees (statictramp's quarantine). */
+#define TURNS 65
+static void cmd_parts(long n)
+{
+	struct sig *s = find_sig("i_ii");
+	double best[4] = { 1e300, 1e300, 1e300, 1e300 };
+	void *codes[TURNS];
+	ffi_closure *cls[TURNS];
+	for (int k = 0; k < TURNS; k++) {
+		cls[k] = ffi_closure_alloc(sizeof(ffi_closure), &codes[k]);
+		if (!cls[k] || ffi_prep_closure_loc(cls[k], &s->cif, s->handler, NULL, codes[k]) != FFI_OK)
+			die("parts: ffi_closure_alloc or ffi_prep_closure_loc failed");
+	}
+	for (int r = 0; r < reps; r++) {
+		double t0 = now_ns();
+		for (long i = 0; i < n; i++) {
+			void *code;
+			ffi_closure *cl = ffi_closure_alloc(sizeof(ffi_closure), &code);
+			if (!cl)
+				die("parts: ffi_closure_alloc failed");
+			ffi_closure_free(cl);
+		}
+		double t1 = now_ns();
+		if (t1 - t0 < best[0])
+			best[0] = t1 - t0;
+		t0 = now_ns();
+		for (long i = 0; i < n; i++)
+			if (ffi_prep_closure_loc(cls[0], &s->cif, s->handler, NULL, codes[0]) != FFI_OK)
+				die("parts: ffi_prep_closure_loc failed");
+		t1 = now_ns();
+		if (t1 - t0 < best[1])
+			best[1] = t1 - t0;
+		int (*f)(int, int) = (int (*)(int, int))codes[0];
+		OPAQUE(f);
+		t0 = now_ns();
+		for (long i = 0; i < n; i++)
+			if (f((int)i, 11) != ref_i_ii((int)i, 11))
+				die("parts: a closure returned a wrong result");
+		t1 = now_ns();
+		if (t1 - t0 < best[2])
+			best[2] = t1 - t0;
+		t0 = now_ns();
+		for (long i = 0, k = 0; i < n; i++, k = k + 1 == TURNS ? 0 : k + 1) {
+			int (*g)(int, int) = (int (*)(int, int))codes[k];
+			OPAQUE(g);
+			if (g((int)i, 11) != ref_i_ii((int)i, 11))
+				die("parts: a closure returned a wrong result");
+		}
+		t1 = now_ns();
+		if (t1 - t0 < best[3])
+			best[3] = t1 - t0;
+	}
+	for (int k = 0; k < TURNS; k++)
+		ffi_closure_free(cls[k]);
+	printf("parts_alloc_free %.3f\n", best[0] / (double)n);
+	printf("parts_prep %.3f\n", best[1] / (double)n);
+	printf("parts_call_same %.3f\n", best[2] / (double)n);
+	printf("parts_call_turns %.3f\n", best[3] / (double)n);
+}
+
 /* ------------------------------------------------------------------ */
 /* scale: without malloc while many closures are alive (at the map-count
  * limit, malloc may fail too). */
@@ -903,6 +972,8 @@ int main(int argc, char **argv)
 		cmd_loop(argv[2], cmd[0] == 'f', arg_long(argc, argv, 3, 1000000));
 	else if (strcmp(cmd, "cycle") == 0)
 		cmd_cycle(arg_long(argc, argv, 2, 1000000));
+	else if (strcmp(cmd, "parts") == 0)
+		cmd_parts(arg_long(argc, argv, 2, 1000000));
 	else if (strcmp(cmd, "scale") == 0)
 		cmd_scale(arg_long(argc, argv, 2, 1000000));
 	else if (strcmp(cmd, "threads") == 0 && argc > 2)
@@ -912,7 +983,7 @@ int main(int argc, char **argv)
 	else {
 		fprintf(stderr,
 			"usage: bench calls [ITERS] | loop SIG|all ITERS | floorloop SIG|all ITERS |\n"
-			"             cycle [ITERS] | scale N | threads T ITERS | info\n"
+			"             cycle [ITERS] | parts [ITERS] | scale N | threads T ITERS | info\n"
 			"SIG: v_v i_ii d_4d4i s16_s16 i_s40 l_8l4d, on i386 also i_ii_reg\n"
 			"env: BENCH_REPS (timed repetitions, default 5), BENCH_SKIP (SIG,SIG...:\n"
 			"     not measured)\n");

@@ -47,6 +47,14 @@ use report::Report;
 use results::{Res, Scale, min_into};
 use statictramp_locate::library;
 use std::collections::BTreeMap;
+
+/// The driver's `parts` keys, in `Res::parts_ns` order.
+const PARTS: [&str; 4] = [
+    "parts_alloc_free",
+    "parts_prep",
+    "parts_call_same",
+    "parts_call_turns",
+];
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -246,7 +254,7 @@ fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
     for round in 0..plan.rounds {
         step(
             &format!(
-                "timing round {}/{}: calls, cycle, 2 threads",
+                "timing round {}/{}: calls, cycle, its parts, 2 threads",
                 round + 1,
                 plan.rounds
             ),
@@ -258,6 +266,10 @@ fn measure(o: &Options, cmdline: String) -> Result<Report, (i32, String)> {
                     min_into(&mut r.floor_ns, &l.per_sig("floor", sigs, &b.skip)?);
                     let l = driver.run(b, &["cycle", &it(plan.cycle_iters)])?;
                     r.cycle_ns = r.cycle_ns.min(l.num("cycle")?);
+                    let l = driver.run(b, &["parts", &it(plan.cycle_iters)])?;
+                    for (best, key) in r.parts_ns.iter_mut().zip(PARTS) {
+                        *best = best.min(l.num(key)?);
+                    }
                     let l = driver.run(b, &["threads", "2", &it(plan.thread_iters)])?;
                     let cps = l.num("threads_cycles_per_sec")?;
                     if cps > r.thr_cps {

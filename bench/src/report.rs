@@ -197,7 +197,11 @@ impl Report {
             format!(
                 "ffi_closure_alloc + ffi_prep_closure_loc + one call + ffi_closure_free, \
                  int(int,int): {} cycles per timed run, best of {} runs x {} rounds; 2 threads: \
-                 {} cycles each, best of {} rounds.",
+                 {} cycles each, best of {} rounds. The parts are timed alone in loops of as many: \
+                 alloc+free; prep of one closure again and again; calls through one closure; calls \
+                 through 65 closures in turn, the order in which the cycle meets code addresses \
+                 when freed closures come back first-in first-out after 64 newer frees \
+                 (statictramp's quarantine; branch predictors learn a period of 65 only partly).",
                 p.cycle_iters, p.reps, p.rounds, p.thread_iters, p.rounds
             ),
             &BACKEND_HEAD,
@@ -207,6 +211,17 @@ impl Report {
             backend_row(what, &v)
         };
         t.row(row("cycle ns", &|r| r.cycle_ns));
+        for (i, what) in [
+            "parts, each alone: alloc+free ns",
+            "parts: prep ns (one closure, again)",
+            "parts: call ns (one closure)",
+            "parts: call ns (65 closures in turn)",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            t.row(row(what, &|r| r.parts_ns[i]));
+        }
         t.row(row("2 threads: cycles per second (total)", &|r| r.thr_cps));
         t.row(row("2 threads: ns per cycle per thread", &|r| r.thr_ns));
         t

@@ -58,6 +58,9 @@ pub(super) struct Res {
     pub(super) floor_ns: Vec<f64>,
     pub(super) ir: Option<Vec<f64>>,
     pub(super) cycle_ns: f64,
+    /// The cycle's parts, each timed alone (the driver's `parts`):
+    /// alloc+free, prep, call through one closure, call through 65 in turn.
+    pub(super) parts_ns: [f64; 4],
     pub(super) thr_cps: f64,
     pub(super) thr_ns: f64,
     pub(super) scales: Vec<Scale>,
@@ -70,6 +73,7 @@ impl Res {
             floor_ns: vec![f64::INFINITY; nsigs],
             ir: None,
             cycle_ns: f64::INFINITY,
+            parts_ns: [f64::INFINITY; 4],
             thr_cps: 0.0,
             thr_ns: f64::INFINITY,
             scales: Vec::new(),

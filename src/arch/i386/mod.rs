@@ -261,3 +261,78 @@ pub fn classic_trampoline(header: usize) -> [u8; TRAMP_SIZE] {
     t[12..16].copy_from_slice(&((header + HDR_ENTRY) as u32).to_le_bytes());
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statictramp_abi::Type;
+
+    fn select(abi: Abi, args: Vec<Type>, ret: Type, generic: bool) -> (EntryData, EntryKind) {
+        let sig = Signature { abi, args, ret };
+        let plan = statictramp_abi::classify(&sig).expect("classify");
+        select_entry(&sig, &plan, generic)
+    }
+
+    #[test]
+    fn every_return_sequence_is_an_endbr32_landing_pad() {
+        let mut seen = std::collections::HashSet::new();
+        for pop in 0..FAST_POP_COUNT {
+            for ret in 0..FAST_RET_COUNT {
+                let at = fast_target(ret, pop);
+                // SAFETY: the sequences are code in this image (mapped
+                // readable and executable); 4 bytes are inside one.
+                let head = unsafe { *(at as *const [u8; 4]) };
+                assert_eq!(head, [0xf3, 0x0f, 0x1e, 0xfb], "ret {ret} pop {pop}");
+                assert!(seen.insert(at), "ret {ret} pop {pop} shares a sequence");
+            }
+        }
+    }
+
+    #[test]
+    fn plans_get_the_entry_their_shape_allows() {
+        let int = Type::S32;
+        let pair = Type::structure(vec![Type::S32, Type::S32]).unwrap();
+        // void(void): void0, whatever the convention.
+        for abi in [Abi::I386SysV, Abi::I386StdCall, Abi::I386Register] {
+            let (_, k) = select(abi, vec![], Type::VOID, false);
+            assert_eq!(k, EntryKind::Void0, "{abi:?}");
+        }
+        // int(int,int), SYSV: both on the stack, no pop.
+        let (d, k) = select(Abi::I386SysV, vec![int; 2], int, false);
+        assert_eq!(k, EntryKind::Unrolled(2));
+        assert_eq!(&d.fast_offs[..2], &[16, 20]);
+        assert_eq!(d.fast_target, fast_target(FAST_RET_I32, FAST_POP_NONE));
+        // REGISTER: eax and edx, saved below ebp.
+        let (d, k) = select(Abi::I386Register, vec![int; 2], int, false);
+        assert_eq!(k, EntryKind::Unrolled(2));
+        assert_eq!(
+            &d.fast_offs[..2],
+            &[-(FAST_SAVED_EAX as i16), -(FAST_SAVED_EDX as i16)]
+        );
+        // STDCALL pops its 8 bytes with the PLAN_POP sequence.
+        let (d, _) = select(Abi::I386StdCall, vec![int; 2], int, false);
+        assert_eq!(d.fast_target, fast_target(FAST_RET_I32, FAST_POP_N));
+        assert_eq!(d.callee_pop, 8);
+        // A struct return: the hidden pointer on the stack, `ret $4`, the
+        // looping entry (the unrolled ones have no memory return).
+        let (d, k) = select(Abi::I386SysV, vec![pair.clone()], pair, false);
+        assert_eq!(k, EntryKind::Fast);
+        assert_eq!(d.fast_rvalue, 16);
+        assert_eq!(d.fast_offs[0], 20);
+        assert_eq!(d.fast_target, fast_target(FAST_RET_MEM, FAST_POP_4));
+        // x87 and 64-bit returns.
+        let (d, _) = select(Abi::I386SysV, vec![], Type::DOUBLE, false);
+        assert_eq!(d.fast_target, fast_target(FAST_RET_DOUBLE, FAST_POP_NONE));
+        let (d, _) = select(Abi::I386SysV, vec![], Type::S64, false);
+        assert_eq!(d.fast_target, fast_target(FAST_RET_I64, FAST_POP_NONE));
+        let (d, _) = select(Abi::I386SysV, vec![], Type::S8, false);
+        assert_eq!(d.fast_target, fast_target(FAST_RET_S8, FAST_POP_NONE));
+        // Past FAST_MAX_ARGS, or when asked: the generic entry.
+        let (_, k) = select(Abi::I386SysV, vec![int; FAST_MAX_ARGS], int, false);
+        assert_eq!(k, EntryKind::Fast);
+        let (_, k) = select(Abi::I386SysV, vec![int; FAST_MAX_ARGS + 1], int, false);
+        assert_eq!(k, EntryKind::Generic);
+        let (_, k) = select(Abi::I386SysV, vec![int; 2], int, true);
+        assert_eq!(k, EntryKind::Generic);
+    }
+}
