@@ -67,8 +67,9 @@ fn image_records() -> usize {
 
 /// Offset of slot `j`'s code from the start of its table. Slots come in
 /// groups of SLOTS_PER_GROUP, GROUP_BYTES apart: an architecture whose
-/// slots need a helper of their own in each page (i386's PC thunk) fills
-/// the rest of each group with it; x86_64 has one slot per group.
+/// slots need a helper shared in each page (a literal pool, a PC thunk)
+/// fills the rest of each group with it; x86_64 (one slot per group) and
+/// i386 (a page of slots, each with its own PC thunk) need none.
 // With one slot per group (x86_64) the arithmetic folds away; clippy sees
 // the `% 1`.
 #[allow(clippy::modulo_one)]

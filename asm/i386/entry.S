@@ -7,7 +7,7 @@
  * caller's arguments to pop; the entry itself treats them all alike.
  *
  * In (from a slot or a classic trampoline, table.S):
- *     esp+0   scratch word (the entry's address)
+ *     esp+0   the caller's eax (reloaded by PROLOGUE)
  *     esp+4   closure header
  *     esp+8   the caller's return address
  *     esp+12  the caller's stack arguments
@@ -18,7 +18,7 @@
  *     ebp+16 ..          caller's stack arguments (FRAME_STACK_PTR points here)
  *     ebp+12             return address                       <- CFA - 4
  *     ebp+8              header
- *     ebp+4              scratch word
+ *     ebp+4              the caller's eax, as the slot saved it
  *     ebp+0              caller's ebp                         <- CFA - 16
  *     ebp-4              address of the frame below
  *     frame (16-aligned) FRAME_SIZE bytes (layout.h FRAME_*):

@@ -9,7 +9,7 @@
  * src/arch/i386/mod.rs `select_entry`; everything else goes to
  * statictramp_entry_i386 (entry.S).
  *
- * In: as every entry (frame.h): esp+0 scratch word, esp+4 header, esp+8
+ * In: as every entry (frame.h): esp+0 the caller's eax, esp+4 header, esp+8
  * return address, esp+12 stack arguments; eax, edx, ecx as the caller left
  * them (REGISTER, FASTCALL and THISCALL arguments).
  *
@@ -19,7 +19,7 @@
  *     ebp+16 ..           the caller's stack arguments
  *     ebp+12              return address
  *     ebp+8               header
- *     ebp+4               scratch word
+ *     ebp+4               the caller's eax, as the slot saved it
  *     ebp+0               caller's ebp
  *     ebp-4               ecx  } the argument registers, saved
  *     ebp-8               edx  }

@@ -3,7 +3,7 @@
  * freed closures and records allocated but not yet prepared.
  *
  * In (from a slot or a classic trampoline, table.S):
- *     esp+0 scratch word, esp+4 header, esp+8 return address.
+ *     esp+0 the caller's eax, esp+4 header, esp+8 return address.
  * Never returns: statictramp_trap(header) prints a diagnostic naming the
  * case and aborts. Frame: ebp-based (CFA = ebp + 16), the stack 16-byte
  * aligned at the call as the i386 System V ABI wants.

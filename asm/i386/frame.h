@@ -3,7 +3,7 @@
  * entry_fast.S). Every entry is reached from a slot or a classic
  * trampoline (table.S) with
  *
- *     esp+0   scratch word (the entry's own address)
+ *     esp+0   the caller's eax (PROLOGUE reloads eax from it)
  *     esp+4   closure header
  *     esp+8   the caller's return address
  *     esp+12  the caller's stack arguments
@@ -15,7 +15,7 @@
  *     ebp+16 ..   the caller's stack arguments
  *     ebp+12      return address                      <- CFA - 4
  *     ebp+8       header
- *     ebp+4       scratch word
+ *     ebp+4       the caller's eax, as the slot saved it
  *     ebp+0       caller's ebp                        <- CFA - 16
  *
  * Returning drops the slot's two words and, where the convention says so,
@@ -28,6 +28,7 @@
 .macro PROLOGUE
 	.cfi_def_cfa_offset 12		/* the slot's two words above the return address */
 	endbr32
+	movl	(%esp), %eax			/* the caller's eax, saved by the slot */
 	pushl	%ebp
 	.cfi_def_cfa_offset 16
 	.cfi_offset %ebp, -16

@@ -9,24 +9,23 @@
  */
 
 /* ---- trampoline slots ------------------------------------------------- */
-/* Bytes per code slot: the register-free slot is 31 bytes (table.S). */
+/* Bytes per code slot: the register-free slot is 26 bytes (table.S). */
 #define SLOT_SIZE 32
-/* A group is one 4 KiB page: 127 slots and, in the last 32 bytes, the PC
- * thunk every slot of the page calls (a balanced call/ret: i386 has no
- * PC-relative addressing). */
-#define SLOTS_PER_GROUP 127
+/* A group is one 4 KiB page of slots; each slot carries its own PC thunk
+ * (i386 has no PC-relative addressing), so a page holds 128. */
+#define SLOTS_PER_GROUP 128
 #define GROUP_BYTES 4096
 /* Every slot has its own record (an ffi_closure, CLOSURE_SIZE bytes) at a
  * fixed distance from its code. */
 #define REC_STRIDE 32
 /* Slots in the in-image pool: 8 groups (code in .text, records in .bss). */
-#define IMAGE_SLOTS 1016
+#define IMAGE_SLOTS 1024
 /* Slots in the mappable template: 128 groups = 512 KiB, a multiple of the
  * largest page size we support. Each mapped copy is one VMA. */
-#define TEMPLATE_SLOTS 16256
+#define TEMPLATE_SLOTS 16384
 #define TEMPLATE_ALIGN 65536
-/* Record bytes per template copy, rounded up to 64 KiB (16256 * 32 =
- * 520192 used); copies are mapped this far apart. */
+/* Record bytes per template copy (16384 * 32, a multiple of 64 KiB);
+ * copies are mapped this far apart. */
 #define RECORDS_BYTES 524288
 /* Copies per mapped region; a region is 2 * REC_DIST = 128 MiB of address
  * space (a 32-bit process has little). */
@@ -110,5 +109,5 @@
 #define RET_KIND_X87_DOUBLE 4
 
 /* Bytes an entry drops besides the caller's arguments: the slot's two
- * words (scratch: the entry address it jumped through; the header). */
+ * words (the caller's eax, which the entry reloads; the header). */
 #define SLOT_WORDS_BYTES 8

@@ -5,29 +5,29 @@
  * as the convention left it. FFI_REGISTER passes arguments in eax, edx and
  * ecx, FASTCALL in ecx and edx, THISCALL in ecx, and everything else is
  * callee-saved, so no register is free to carry the closure: the slot
- * passes it on the stack and clobbers no register (flags excepted, as any
- * call may). i386 has no PC-relative data addressing, so the slot gets its
- * own address from a call to the PC thunk at the end of its page, which
- * returns normally (a balanced call/ret: safe for CET shadow stacks and
- * for the return-address predictor; never `call 1f; pop`).
+ * passes it on the stack, and eax, the one register it must use, goes on
+ * the stack too for the entry to take back. i386 has no PC-relative data
+ * addressing, so the slot gets its own address from a call to the PC
+ * thunk in its last bytes, which returns normally (a balanced call/ret:
+ * safe for CET shadow stacks and for the return-address predictor; never
+ * `call 1f; pop`).
  *
- * Slot (31 bytes of SLOT_SIZE = 32):
+ * Slot (26 bytes of SLOT_SIZE = 32):
  *
  *     endbr32                     ; IBT landing pad (callers call indirectly)
  *     pushl %eax                  ; room for the header word
- *     pushl %eax                  ; room for the entry word
- *     pushl %eax                  ; eax, saved
- *     call  thunk                 ; eax = address of the next instruction
+ *     pushl %eax                  ; the caller's eax
+ *     call  2f                    ; eax = address of the next instruction
  *  1: addl  $(REC - 1b), %eax     ; eax = this slot's record = its header
- *     movl  %eax, 8(%esp)         ; header word
- *     movl  HDR_ENTRY(%eax), %eax ; the entry the header names
- *     movl  %eax, 4(%esp)         ; entry word
- *     popl  %eax                  ; eax restored
- *     jmp   *(%esp)               ; to the entry
+ *     movl  %eax, 4(%esp)         ; header word
+ *     jmp   *HDR_ENTRY(%eax)      ; to the entry the header names
+ *  2: movl  (%esp), %eax          ; the PC thunk
+ *     ret
  *
  * The entry then sees:
  *
- *     esp+0   the entry's own address (the slot's scratch word)
+ *     esp+0   the caller's eax (every entry reloads eax from it first,
+ *             frame.h PROLOGUE)
  *     esp+4   the closure header
  *     esp+8   the caller's return address
  *     esp+12  the caller's stack arguments
@@ -36,9 +36,9 @@
  * where the convention pops them). Foreign closures' classic trampolines
  * (src/arch/i386/mod.rs) build the same two words.
  *
- * Groups: the slots of one 4 KiB page (SLOTS_PER_GROUP of them) share the
- * thunk in the page's last 32 bytes (`movl (%esp), %eax; ret`), so the
- * slot, its thunk and the page stay together.
+ * Groups: a 4 KiB page holds SLOTS_PER_GROUP = 128 slots; each slot
+ * carries its own thunk, so nothing else shares the page and the group
+ * arithmetic of src/table.rs folds away as on x86_64.
  *
  * statictramp_image_table: IMAGE_SLOTS slots whose records are in .bss
  *   (statictramp_image_records), addressed PC-relatively by label.
@@ -55,22 +55,20 @@
 0:	endbr32
 	pushl	%eax
 	pushl	%eax
-	pushl	%eax
-	call	9f
+	call	2f
 1:	addl	$(\rec - 1b), %eax
-	movl	%eax, 8(%esp)
-	movl	HDR_ENTRY(%eax), %eax
 	movl	%eax, 4(%esp)
-	popl	%eax
-	jmp	*(%esp)
+	jmp	*HDR_ENTRY(%eax)
+2:	movl	(%esp), %eax		/* the PC thunk: eax = return address */
+	ret
 	.fill	SLOT_SIZE - (. - 0b), 1, 0xcc
 	.if (. - 0b) != SLOT_SIZE
 	.error "trampoline slot is not SLOT_SIZE bytes"
 	.endif
 .endm
 
-/* One group: SLOTS_PER_GROUP slots, then their thunk; the records of the
- * group's slots start at `rec0` (slot k at rec0 + k * REC_STRIDE). */
+/* One group: SLOTS_PER_GROUP slots filling GROUP_BYTES; the records of
+ * the group's slots start at `rec0` (slot k at rec0 + k * REC_STRIDE). */
 .macro GROUP rec0
 8:
 	.set	.Lslot_k, 0
@@ -78,9 +76,6 @@
 	SLOT	(\rec0 + .Lslot_k * REC_STRIDE)
 	.set	.Lslot_k, .Lslot_k + 1
 	.endr
-9:	movl	(%esp), %eax		/* the PC thunk: eax = return address */
-	ret
-	.fill	GROUP_BYTES - (. - 8b), 1, 0xcc
 	.if (. - 8b) != GROUP_BYTES
 	.error "slot group is not GROUP_BYTES bytes"
 	.endif

@@ -245,7 +245,7 @@ pub fn sync_code(_data: *const u8, _code: *const u8, _len: usize) {}
 /// ```text
 ///   f3 0f 1e fb        endbr32
 ///   68 <imm32>         pushl $header
-///   50                 pushl %eax              ; the scratch word (any value)
+///   50                 pushl %eax              ; the caller's eax (the entry reloads it)
 ///   ff 25 <abs32>      jmp *header->entry
 /// ```
 ///
@@ -290,27 +290,26 @@ mod tests {
 
     #[test]
     fn plans_get_the_entry_their_shape_allows() {
-        let int = Type::S32;
-        let pair = Type::structure(vec![Type::S32, Type::S32]).unwrap();
+        let pair = Type::aggregate(vec![Type::S32, Type::S32], 8, 4).unwrap();
         // void(void): void0, whatever the convention.
         for abi in [Abi::I386SysV, Abi::I386StdCall, Abi::I386Register] {
             let (_, k) = select(abi, vec![], Type::VOID, false);
             assert_eq!(k, EntryKind::Void0, "{abi:?}");
         }
         // int(int,int), SYSV: both on the stack, no pop.
-        let (d, k) = select(Abi::I386SysV, vec![int; 2], int, false);
+        let (d, k) = select(Abi::I386SysV, vec![Type::S32; 2], Type::S32, false);
         assert_eq!(k, EntryKind::Unrolled(2));
         assert_eq!(&d.fast_offs[..2], &[16, 20]);
         assert_eq!(d.fast_target, fast_target(FAST_RET_I32, FAST_POP_NONE));
         // REGISTER: eax and edx, saved below ebp.
-        let (d, k) = select(Abi::I386Register, vec![int; 2], int, false);
+        let (d, k) = select(Abi::I386Register, vec![Type::S32; 2], Type::S32, false);
         assert_eq!(k, EntryKind::Unrolled(2));
         assert_eq!(
             &d.fast_offs[..2],
             &[-(FAST_SAVED_EAX as i16), -(FAST_SAVED_EDX as i16)]
         );
         // STDCALL pops its 8 bytes with the PLAN_POP sequence.
-        let (d, _) = select(Abi::I386StdCall, vec![int; 2], int, false);
+        let (d, _) = select(Abi::I386StdCall, vec![Type::S32; 2], Type::S32, false);
         assert_eq!(d.fast_target, fast_target(FAST_RET_I32, FAST_POP_N));
         assert_eq!(d.callee_pop, 8);
         // A struct return: the hidden pointer on the stack, `ret $4`, the
@@ -321,18 +320,28 @@ mod tests {
         assert_eq!(d.fast_offs[0], 20);
         assert_eq!(d.fast_target, fast_target(FAST_RET_MEM, FAST_POP_4));
         // x87 and 64-bit returns.
-        let (d, _) = select(Abi::I386SysV, vec![], Type::DOUBLE, false);
+        let (d, _) = select(Abi::I386SysV, vec![], crate::types::DOUBLE, false);
         assert_eq!(d.fast_target, fast_target(FAST_RET_DOUBLE, FAST_POP_NONE));
-        let (d, _) = select(Abi::I386SysV, vec![], Type::S64, false);
+        let (d, _) = select(Abi::I386SysV, vec![], crate::types::S64, false);
         assert_eq!(d.fast_target, fast_target(FAST_RET_I64, FAST_POP_NONE));
         let (d, _) = select(Abi::I386SysV, vec![], Type::S8, false);
         assert_eq!(d.fast_target, fast_target(FAST_RET_S8, FAST_POP_NONE));
         // Past FAST_MAX_ARGS, or when asked: the generic entry.
-        let (_, k) = select(Abi::I386SysV, vec![int; FAST_MAX_ARGS], int, false);
+        let (_, k) = select(
+            Abi::I386SysV,
+            vec![Type::S32; FAST_MAX_ARGS],
+            Type::S32,
+            false,
+        );
         assert_eq!(k, EntryKind::Fast);
-        let (_, k) = select(Abi::I386SysV, vec![int; FAST_MAX_ARGS + 1], int, false);
+        let (_, k) = select(
+            Abi::I386SysV,
+            vec![Type::S32; FAST_MAX_ARGS + 1],
+            Type::S32,
+            false,
+        );
         assert_eq!(k, EntryKind::Generic);
-        let (_, k) = select(Abi::I386SysV, vec![int; 2], int, true);
+        let (_, k) = select(Abi::I386SysV, vec![Type::S32; 2], Type::S32, true);
         assert_eq!(k, EntryKind::Generic);
     }
 }
