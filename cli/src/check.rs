@@ -6,6 +6,7 @@
 //! failures are things that do not work. Exit status 1 if any row failed.
 
 use super::json::Json;
+use crate::mixed;
 use crate::strict;
 use statictramp::{Abi, Closure, TemplateSource, Type};
 use statictramp_locate::library;
@@ -283,6 +284,98 @@ fn preload_library() -> Row {
     }
 }
 
+/// The preload library for programs of the other word size (32-bit on a
+/// 64-bit machine), checked to load in that size's ld.so, and the
+/// `LD_PRELOAD` entry that serves process trees of both sizes
+/// (mixed.rs); no rows where this machine has no other size.
+fn other_size() -> Vec<Row> {
+    const LIB: &str = "preload library, other size";
+    const MIXED: &str = "mixed 32/64-bit trees";
+    let Some((exe, this)) = std::env::current_exe()
+        .ok()
+        .and_then(|e| library::target_of(&e).map(|t| (e, t)))
+    else {
+        return Vec::new();
+    };
+    let Some(other) = mixed::companion(this) else {
+        return Vec::new();
+    };
+    let Some(ld) = mixed::loader(other).filter(|l| l.exists()) else {
+        return vec![row(
+            LIB,
+            Status::Ok,
+            format!("no {other} dynamic loader here: {other} programs cannot run"),
+            Json::Null,
+        )];
+    };
+    let lib = match library::find_for(&[], Some((other, &exe))) {
+        Ok(l) => l,
+        Err(e) => return vec![row(LIB, Status::Warn, format!("{e}"), Json::Null)],
+    };
+    let loads = Command::new(ld)
+        .arg("--list")
+        .arg(&lib.path)
+        .env_remove("LD_PRELOAD")
+        .output();
+    match loads {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return vec![row(
+                LIB,
+                Status::Fail,
+                format!(
+                    "{}: {} --list fails: {}",
+                    lib.path.display(),
+                    ld.display(),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+                lib.path.display().to_string(),
+            )];
+        }
+        Err(e) => {
+            return vec![row(
+                LIB,
+                Status::Fail,
+                format!("cannot run {}: {e}", ld.display()),
+                lib.path.display().to_string(),
+            )];
+        }
+    }
+    let mut rows = vec![row(
+        LIB,
+        Status::Ok,
+        format!(
+            "{other}: {} ({}); loads in {}",
+            lib.path.display(),
+            lib.how,
+            ld.display()
+        ),
+        lib.path.display().to_string(),
+    )];
+    if let Ok(main) = library::find_for(&[], Some((this, &exe))) {
+        rows.push(
+            match mixed::preload_entry([(this, &main.path), (other, &lib.path)]) {
+                Ok(entry) => row(
+                    MIXED,
+                    Status::Ok,
+                    format!(
+                        "`statictramp run` sets LD_PRELOAD={}: each program gets its size's library",
+                        entry.to_string_lossy()
+                    ),
+                    entry.to_string_lossy().into_owned(),
+                ),
+                Err(mixed::NotMixed(why)) => row(
+                    MIXED,
+                    Status::Warn,
+                    format!("programs of the command's size only: {why}"),
+                    Json::Null,
+                ),
+            },
+        );
+    }
+    rows
+}
+
 /// Runs the strict probe in a child process and reports it.
 fn strict_mode() -> Row {
     let exe = match std::env::current_exe() {
@@ -402,6 +495,7 @@ pub fn main(args: &[OsString]) -> i32 {
     rows.push(pools());
     rows.push(strict_mode());
     rows.push(preload_library());
+    rows.extend(other_size());
     let failed = rows.iter().any(|r| r.status == Status::Fail);
     if json {
         let checks = rows

@@ -603,6 +603,32 @@ fn run_serves_and_strictly_confines_32_bit_programs() {
         "{}",
         text(&out.stderr)
     );
+    // `check` finds the i386 library (named), sees it load in the 32-bit
+    // ld.so, and reports the mixed-tree LD_PRELOAD entry.
+    let mut c = Command::new(CLI);
+    c.env("STATICTRAMP_LIB", &libs)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env_remove("LD_PRELOAD");
+    let out = output(c.args(["check"]));
+    let t = text(&out.stdout);
+    assert!(out.status.success(), "{t}{}", text(&out.stderr));
+    let line = |name: &str| {
+        t.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name:?} row in\n{t}"))
+            .to_string()
+    };
+    let lib_row = line("preload library, other size");
+    assert!(
+        lib_row.contains("  ok  32-bit i386: ")
+            && lib_row.contains(&*std::fs::canonicalize(&lib32).unwrap().to_string_lossy())
+            && lib_row.contains("loads in /lib/ld-linux.so.2"),
+        "{t}"
+    );
+    assert!(
+        line("mixed 32/64-bit trees").contains("/$LIB/libstatictramp-preload.so"),
+        "{t}"
+    );
     // Only the 64-bit library named: refused, saying why.
     let mut c = Command::new(CLI);
     c.env("STATICTRAMP_LIB", preload()).env_remove("LD_PRELOAD");
