@@ -41,6 +41,7 @@ static REGISTER_FORK_HANDLERS_AT_LOAD: extern "C" fn() = {
     extern "C" fn at_load() {
         crate::fork::register();
         crate::map::open_image_at_load();
+        crate::stats::init_at_load();
     }
     at_load
 };
@@ -48,6 +49,7 @@ static REGISTER_FORK_HANDLERS_AT_LOAD: extern "C" fn() = {
 #[cold]
 #[inline(never)]
 fn refuse(what: &str, why: &dyn std::fmt::Display, status: Status) -> u32 {
+    crate::stats::refused(status.libffi_name(), why);
     if debug_enabled() {
         diag(&format!("{what}: {why} (returning {status:?})"));
     }
@@ -80,6 +82,7 @@ pub unsafe extern "C" fn ffi_closure_alloc(size: usize, code: *mut *mut c_void) 
 #[cold]
 #[inline(never)]
 fn alloc_failed(size: usize, e: closure::AllocError) -> *mut c_void {
+    crate::stats::alloc_failed();
     if debug_enabled() {
         diag(&format!("ffi_closure_alloc({size}): {e:?}"));
     }

@@ -47,6 +47,18 @@ pub enum Status {
     BadArgType = 3,
 }
 
+impl Status {
+    /// libffi's name for the status (`FFI_BAD_ABI`, ...).
+    pub fn libffi_name(self) -> &'static str {
+        match self {
+            Status::Ok => "FFI_OK",
+            Status::BadTypedef => "FFI_BAD_TYPEDEF",
+            Status::BadAbi => "FFI_BAD_ABI",
+            Status::BadArgType => "FFI_BAD_ARGTYPE",
+        }
+    }
+}
+
 /// libffi type codes.
 pub mod code {
     pub const VOID: u16 = 0;

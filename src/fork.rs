@@ -64,6 +64,13 @@ extern "C" fn release() {
     let _ = HELD.try_with(|h| h.borrow_mut().clear());
 }
 
+/// After fork, in the child: release them, and let STATICTRAMP_STATS count
+/// the child's own work (src/stats.rs).
+extern "C" fn release_in_child() {
+    release();
+    crate::stats::reset_in_child();
+}
+
 /// Installs the handlers once per process: at load time (the constructor
 /// in src/capi.rs), and as a fallback where the global locks are first
 /// used.
@@ -73,7 +80,7 @@ pub fn register() {
         // SAFETY: registers three `extern "C" fn()` handlers that live as
         // long as the library (it is never unloaded: its trampolines may
         // still be called).
-        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release)) };
+        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release_in_child)) };
         if rc != 0 {
             crate::dispatch::diag(&format!(
                 "pthread_atfork failed ({rc}): a child forked while another thread holds a statictramp lock could hang"

@@ -38,6 +38,7 @@ mod raw;
 pub mod record;
 mod rust_api;
 mod slab;
+mod stats;
 pub mod table;
 mod thread_cache;
 mod thread_state;

@@ -287,6 +287,7 @@ impl Slots {
             self.committed = end;
         }
         map::map_template_copy(code).map_err(SlotError::Exhausted)?;
+        crate::stats::pool_mapped();
         // The rest of this copy's stride holds nothing: give it back, so
         // that it is a hole rather than a reserved VMA between two copies.
         map::release(code + TEMPLATE_BYTES, RECORDS_BYTES - TEMPLATE_BYTES);

@@ -158,6 +158,7 @@ impl Cache {
         let ctr = self.live;
         // Only this thread writes its counter: load + store, no lock prefix.
         ctr.store(ctr.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+        crate::stats::counted(delta);
     }
 }
 
@@ -218,6 +219,7 @@ pub fn count(delta: isize) {
     let done = with(|c| c.count(delta));
     if done.is_none() {
         RETIRED.fetch_add(delta, Ordering::AcqRel);
+        crate::stats::counted(delta);
     }
 }
 
