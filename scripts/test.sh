@@ -16,7 +16,10 @@
 #      and bench/tests/bench.rs: statictramp-bench --quick)
 #   7. examples/rust_user.rs: a Rust program on the crate alone keeps libffi's
 #      closure API (the C names are exported only by the capi/ crate)
-#      and scripts/demo (Python ctypes qsort callbacks, `statictramp run --strict`)
+#      and scripts/demo (Python ctypes qsort callbacks, `statictramp run --strict`),
+#      and compat/python/test_ctypes.py: CPython's test_ctypes under
+#      `statictramp run --strict` for every CPython with its test package
+#      (Debian's python3.11 at least: libpython3.11-testsuite)
 #   8. abi/xcheck (libffi 3.6's ffi_call against our classification) and
 #      abi/xcheck/i386 (GCC-compiled i686 callers against our i386 Plans)
 #   9. compat/testsuite/run.py: libffi's own closure tests, 5 configurations
@@ -119,6 +122,7 @@ declare -A packages=(
     [libseccomp-dev]="strict mode (cli/src/strict.rs) and tests/scale.rs: libseccomp builds seccomp filters"
     [g++]="C++ tests of libffi's testsuite (unwindtest.cc: exceptions through closures)"
     [valgrind]="callgrind instruction counts in statictramp-bench (bench/tests/bench.rs)"
+    [libpython3.11-testsuite]="CPython's test_ctypes for compat/python/test_ctypes.py"
 )
 
 install_packages() {
@@ -183,6 +187,12 @@ libffi_testsuite() {
         python3 compat/testsuite/run.py --preload "$preload_lib" --cli target/release/statictramp
 }
 
+# Needs the CLI; it finds the preload library beside it.
+python_test_ctypes() {
+    cargo build --release --bin statictramp &&
+        python3 compat/python/test_ctypes.py --cli target/release/statictramp
+}
+
 preload_lib=
 preload_lib_i686=
 # Both word sizes: cli/tests/strict.rs runs 32-bit programs under
@@ -202,6 +212,8 @@ if step "build preload libraries (x86_64 and i686)" build_preload; then
     step "Rust users keep libffi's closure API (examples/rust_user.rs, crate alone)" \
         cargo run --release -p statictramp --example rust_user
     step "demo: Python ctypes qsort under statictramp run --strict" scripts/demo
+    step "CPython's test_ctypes under run --strict, every CPython here (compat/python/test_ctypes.py)" \
+        python_test_ctypes
     step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
         abi/xcheck/run.sh 3000 "1 2 3"
     step "i386 classifier cross-check: GCC i686 callers against our Plans (abi/xcheck/i386)" \
