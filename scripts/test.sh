@@ -19,7 +19,10 @@
 #      and scripts/demo (Python ctypes qsort callbacks, `statictramp run --strict`),
 #      and compat/python/test_ctypes.py: CPython's test_ctypes under
 #      `statictramp run --strict` for every CPython with its test package
-#      (Debian's python3.11 at least: libpython3.11-testsuite)
+#      (Debian's python3.11 at least: libpython3.11-testsuite), and with
+#      Debian's python3.11 and a _ctypes built from its source package with
+#      libstatictramp.a (compat/python/build_ctypes.py) under
+#      `run --strict --no-preload`
 #   8. abi/xcheck (libffi 3.6's ffi_call against our classification) and
 #      abi/xcheck/i386 (GCC-compiled i686 callers against our i386 Plans)
 #   9. compat/testsuite/run.py: libffi's own closure tests, 5 configurations
@@ -123,6 +126,7 @@ declare -A packages=(
     [g++]="C++ tests of libffi's testsuite (unwindtest.cc: exceptions through closures)"
     [valgrind]="callgrind instruction counts in statictramp-bench (bench/tests/bench.rs)"
     [libpython3.11-testsuite]="CPython's test_ctypes for compat/python/test_ctypes.py"
+    [python3.11-dev]="Python.h for compat/python/build_ctypes.py (_ctypes with libstatictramp.a)"
 )
 
 install_packages() {
@@ -187,9 +191,12 @@ libffi_testsuite() {
         python3 compat/testsuite/run.py --preload "$preload_lib" --cli target/release/statictramp
 }
 
-# Needs the CLI; it finds the preload library beside it.
+# Needs the CLI (it finds the preload library beside it), and for the
+# _ctypes build route CPython's source package (apt-get source: a deb-src
+# entry, which scripts/lib/deb-src adds when missing).
 python_test_ctypes() {
     cargo build --release --bin statictramp &&
+        scripts/lib/deb-src python3.11 &&
         python3 compat/python/test_ctypes.py --cli target/release/statictramp
 }
 
@@ -212,7 +219,7 @@ if step "build preload libraries (x86_64 and i686)" build_preload; then
     step "Rust users keep libffi's closure API (examples/rust_user.rs, crate alone)" \
         cargo run --release -p statictramp --example rust_user
     step "demo: Python ctypes qsort under statictramp run --strict" scripts/demo
-    step "CPython's test_ctypes under run --strict, every CPython here (compat/python/test_ctypes.py)" \
+    step "CPython's test_ctypes under run --strict: preload (every CPython here) and _ctypes built with libstatictramp.a (compat/python)" \
         python_test_ctypes
     step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
         abi/xcheck/run.sh 3000 "1 2 3"

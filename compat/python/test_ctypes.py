@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,17 +155,124 @@ def run_tests(cli, it, preload):
     return r, time.time() - t0
 
 
+def module_route(cli, py, lines):
+    """Route 2: _ctypes built with libstatictramp.a (build_ctypes.py), run
+    with PYTHONPATH and without the preload library. Returns success."""
+    build = [sys.executable, str(ROOT / "compat" / "python" / "build_ctypes.py"), "--python", py]
+    t0 = time.time()
+    b = subprocess.run(build, capture_output=True, text=True)
+    built = time.time() - t0
+    if b.returncode != 0:
+        lines.append("%s: FAILED: build_ctypes.py: %s" % (py, b.stderr.strip()))
+        return False
+    module = Path(b.stdout.strip().splitlines()[-1])
+    env = dict(os.environ, STATICTRAMP_STATS="1", PYTHONPATH=str(module.parent))
+    env.pop("LD_PRELOAD", None)
+    where = subprocess.run([cli, "run", "--strict", "--no-preload", "--", py, "-c",
+                            "import _ctypes; print(_ctypes.__file__)"],
+                           capture_output=True, text=True, env=env)
+    t0 = time.time()
+    r = subprocess.run([cli, "run", "--strict", "--no-preload", "--", py, "-m", "test",
+                        "test_ctypes", "-v"], capture_output=True, text=True, env=env, timeout=1800)
+    ran = time.time() - t0
+    text = r.stdout + r.stderr
+    stats = [l for l in text.splitlines() if l.startswith("statictramp: stats: ")]
+    m = re.search(r"(\d+) closures? allocated", stats[-1] if stats else "")
+    ours = where.stdout.strip() == str(module)
+    ok = r.returncode == 0 and bool(m) and int(m.group(1)) > 0 and ours
+    lines.append("%s with %s (no preload, strict): %s; built in %.1f s, tests %.1f s"
+                 % (py, module, "passed" if ok else "FAILED (exit %d, module %s)"
+                    % (r.returncode, "ours" if ours else "NOT ours: " + where.stdout.strip()),
+                    built, ran))
+    if stats:
+        lines.append("    " + stats[-1])
+    for name, where_, why in sorted(set((x.group(1), x.group(2), x.group(3))
+                                        for x in map(SKIP_RE.match, text.splitlines()) if x)):
+        lines.append("    skipped %s (%s): %s" % (name, where_, why))
+    if r.returncode != 0:
+        lines.append("\n".join(text.splitlines()[-15:]))
+    # Installed into a venv: its python finds the module first (.pth).
+    venv = Path(tempfile.mkdtemp(prefix="statictramp-venv-"))
+    try:
+        subprocess.run([py, "-m", "venv", "--without-pip", str(venv)], check=True,
+                       capture_output=True)
+        v = subprocess.run(build + ["--venv", str(venv)], capture_output=True, text=True)
+        probe = ("import _ctypes, ctypes; f = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)"
+                 "(lambda x: 2 * x); print(_ctypes.__file__, f(21))")
+        env = dict(os.environ, STATICTRAMP_STATS="1")
+        env.pop("LD_PRELOAD", None)
+        env.pop("PYTHONPATH", None)
+        c = subprocess.run([cli, "run", "--strict", "--no-preload", "--",
+                            str(venv / "bin" / "python"), "-c", probe],
+                           capture_output=True, text=True, env=env)
+        want = "%s 42" % (venv / "lib" / "statictramp-ctypes" / module.name)
+        vok = v.returncode == 0 and c.returncode == 0 and c.stdout.strip() == want
+        lines.append("    installed into a venv (--venv), a callback under strict mode: %s"
+                     % ("ok" if vok else "FAILED: %s%s%s" % (v.stderr, c.stdout, c.stderr)))
+        ok = ok and vok
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+    return ok
+
+
+def refusals(py, lines):
+    """build_ctypes.py stops with one line (status 2) on bad input, leaving
+    nothing behind."""
+    tool = [sys.executable, str(ROOT / "compat" / "python" / "build_ctypes.py")]
+    work = Path(tempfile.mkdtemp(prefix="statictramp-refusals-"))
+    try:
+        other = work / "other-version"
+        (other / "Include").mkdir(parents=True)
+        (other / "Include" / "patchlevel.h").write_text('#define PY_VERSION "3.0.0"\n')
+        noctypes = work / "noctypes"
+        noctypes.mkdir()
+        (noctypes / "_ctypes.py").write_text('raise ImportError("no _ctypes in this build")\n')
+        wrapper = work / "python-without-ctypes"
+        wrapper.write_text('#!/bin/sh\nPYTHONPATH=%s exec %s "$@"\n' % (noctypes, py))
+        wrapper.chmod(0o755)
+        empty = work / "empty"
+        empty.mkdir()
+        cases = [
+            ("a source of another version", ["--python", py, "--source", str(other)],
+             "the source is CPython 3.0.0"),
+            ("a missing source", ["--python", py, "--source", str(work / "missing")],
+             "is not a CPython source tree"),
+            ("an interpreter without ctypes", ["--python", str(wrapper)], "has no ctypes"),
+            ("a system directory", ["--python", py, "--install", "/usr/lib"],
+             "is a system directory"),
+            ("a directory that cannot be written", ["--python", py, "--install", "/proc/self"],
+             "cannot write into"),
+            ("a venv that is not one", ["--python", py, "--venv", str(empty)],
+             "is not a virtual environment"),
+        ]
+        ok = True
+        for what, args, want in cases:
+            r = subprocess.run(tool + args, capture_output=True, text=True)
+            err = r.stderr.strip().splitlines()
+            good = (r.returncode == 2 and len(err) == 1 and want in err[0]
+                    and not list(empty.iterdir()))
+            ok = ok and good
+            lines.append("    refuses %s: %s%s" % (what, "ok" if good else "FAILED", "" if good
+                                                    else " (exit %d: %s)" % (r.returncode, err)))
+        return ok
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cli", default=str(ROOT / "target" / "release" / "statictramp"))
     ap.add_argument("--python", action="append", default=[], help="only these interpreters")
+    ap.add_argument("--route", choices=["preload", "module", "all"], default="all",
+                    help="preload: LD_PRELOAD for every interpreter; module: _ctypes built "
+                         "with the static library, for Debian's interpreter (default: both)")
     ap.add_argument("--report", help="also write the summary to this file")
     a = ap.parse_args()
     if not os.access(a.cli, os.X_OK):
         print("test_ctypes.py: %s not found: cargo build --release --bin statictramp" % a.cli)
         return 1
 
-    interps = [probe(p) for p in candidates(a.python)]
+    interps = [probe(p) for p in candidates(a.python)] if a.route != "module" else []
     ok = True
     for it in interps:
         if it.why_not:
@@ -197,6 +305,18 @@ def main():
 
     debian = [it for it in interps if os.path.realpath(it.path) == os.path.realpath(DEBIAN_PYTHON)]
     lines = ["CPython's test_ctypes under `statictramp run --strict` (compat/python/test_ctypes.py)", ""]
+    if a.route != "preload":
+        lines.append("Route 2: _ctypes linked with libstatictramp.a (compat/python/build_ctypes.py)")
+        for py in a.python or [DEBIAN_PYTHON]:
+            ok = module_route(a.cli, py, lines) and ok
+            ok = refusals(py, lines) and ok
+        lines.append("")
+        if a.route == "module":
+            sys.stdout.write("\n".join(lines) + "\n")
+            if a.report:
+                Path(a.report).write_text("\n".join(lines) + "\n")
+            return 0 if ok else 1
+        lines.append("Route 1: the preload library")
     for it in interps:
         head = "%s (%s %s)" % (it.path, it.impl or "?", it.version or "?")
         if it.why_not:
