@@ -22,7 +22,10 @@
 #      (Debian's python3.11 at least: libpython3.11-testsuite), and with
 #      Debian's python3.11 and a _ctypes built from its source package with
 #      libstatictramp.a (compat/python/build_ctypes.py) under
-#      `run --strict --no-preload`
+#      `run --strict --no-preload`; scripts/test-install: the install
+#      command, its pkg-config overlay proven on a C program and on cffi
+#      built from its sdist (compat/python/build_cffi.py), relocation,
+#      DESTDIR and uninstall
 #   8. abi/xcheck (libffi 3.6's ffi_call against our classification) and
 #      abi/xcheck/i386 (GCC-compiled i686 callers against our i386 Plans)
 #   9. compat/testsuite/run.py: libffi's own closure tests, 5 configurations
@@ -221,6 +224,8 @@ if step "build preload libraries (x86_64 and i686)" build_preload; then
     step "demo: Python ctypes qsort under statictramp run --strict" scripts/demo
     step "CPython's test_ctypes under run --strict: preload (every CPython here) and _ctypes built with libstatictramp.a (compat/python)" \
         python_test_ctypes
+    step "scripts/install: prefix, relocation, pkg-config overlay (C program, cffi from sdist), DESTDIR, uninstall (scripts/test-install)" \
+        scripts/test-install
     step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
         abi/xcheck/run.sh 3000 "1 2 3"
     step "i386 classifier cross-check: GCC i686 callers against our Plans (abi/xcheck/i386)" \
