@@ -224,7 +224,7 @@ if step "build preload libraries (x86_64 and i686)" build_preload; then
     step "demo: Python ctypes qsort under statictramp run --strict" scripts/demo
     step "CPython's test_ctypes under run --strict: preload (every CPython here) and _ctypes built with libstatictramp.a (compat/python)" \
         python_test_ctypes
-    step "scripts/install: prefix, relocation, pkg-config overlay (C program, cffi from sdist), DESTDIR, uninstall (scripts/test-install)" \
+    step "scripts/install: prefix, relocation, pkg-config overlay (C program, cffi sdist, whole CPython 3.13), DESTDIR, uninstall (scripts/test-install)" \
         scripts/test-install
     step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
         abi/xcheck/run.sh 3000 "1 2 3"
