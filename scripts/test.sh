@@ -26,7 +26,11 @@
 #      command, its pkg-config overlay proven on a C program and on cffi
 #      built from its sdist (compat/python/build_cffi.py), relocation,
 #      DESTDIR and uninstall
-#   8. abi/xcheck (libffi 3.6's ffi_call against our classification) and
+#   8. fuzz/run.sh: the differential fuzzer, 200 000 random signatures and
+#      values, libffi 3.6's ffi_call into statictramp closures and into
+#      libffi's own (verdicts must agree), and a control that must fail
+#      (Debian's libffi 3.4.4 ffi_call and its xmm0 defect);
+#      abi/xcheck (libffi 3.6's ffi_call against our classification) and
 #      abi/xcheck/i386 (GCC-compiled i686 callers against our i386 Plans)
 #   9. compat/testsuite/run.py: libffi's own closure tests, 5 configurations
 #  10. scripts/test-i686: the i686 toolchain (Debian's rustc-web 1.85 and
@@ -226,6 +230,8 @@ if step "build preload libraries (x86_64 and i686)" build_preload; then
         python_test_ctypes
     step "scripts/install: prefix, relocation, pkg-config overlay (C program, cffi sdist, whole CPython 3.13), DESTDIR, uninstall (scripts/test-install)" \
         scripts/test-install
+    step "differential fuzzer: 200 000 random signatures, libffi 3.6 ffi_call into statictramp and libffi's own closures (fuzz/run.sh)" \
+        fuzz/run.sh 200000 1
     step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
         abi/xcheck/run.sh 3000 "1 2 3"
     step "i386 classifier cross-check: GCC i686 callers against our Plans (abi/xcheck/i386)" \

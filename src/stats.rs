@@ -41,6 +41,8 @@ pub fn on() -> bool {
 }
 
 /// Reads the environment once, at load, and arranges the exit line.
+/// (Called by the C library's constructor only: the `capi` feature.)
+#[cfg_attr(not(feature = "capi"), allow(dead_code))]
 pub fn init_at_load() {
     let wanted = std::env::var_os("STATICTRAMP_STATS").is_some_and(|v| !v.is_empty() && v != "0");
     if wanted && !ON.swap(true, Relaxed) {
@@ -128,6 +130,7 @@ pub fn reset_in_child() {
 }
 
 /// The summary line, from the counters now.
+#[cfg_attr(not(feature = "capi"), allow(dead_code))]
 pub fn line() -> String {
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -166,6 +169,7 @@ pub fn line() -> String {
     )
 }
 
+#[cfg_attr(not(feature = "capi"), allow(dead_code))]
 extern "C" fn report() {
     crate::dispatch::diag(&line());
 }
