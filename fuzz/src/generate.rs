@@ -61,12 +61,18 @@ pub enum Ty {
 }
 
 impl Ty {
+    /// A scalar as this target lays it out (x86_64; i386: 8-byte scalars
+    /// 4-aligned, pointers 4 bytes, long double 12 bytes 4-aligned).
     pub fn scalar(code: u16) -> Ty {
+        let i386 = cfg!(target_arch = "x86");
         let (size, align) = match code {
             code::UINT8 | code::SINT8 => (1, 1),
             code::UINT16 | code::SINT16 => (2, 2),
             code::UINT32 | code::SINT32 | code::FLOAT => (4, 4),
+            code::POINTER if i386 => (4, 4),
+            code::UINT64 | code::SINT64 | code::DOUBLE if i386 => (8, 4),
             code::UINT64 | code::SINT64 | code::DOUBLE | code::POINTER => (8, 8),
+            code::LONGDOUBLE if i386 => (12, 4),
             code::LONGDOUBLE => (16, 16),
             _ => unreachable!("not a scalar code {code}"),
         };
@@ -255,6 +261,21 @@ fn variadic(r: &mut Rng) -> Ty {
     }
 }
 
+/// Makes a NaN in `v` (a little-endian float or double) quiet.
+fn quiet_nan(v: &mut [u8], float: bool) {
+    if float {
+        let x = u32::from_le_bytes(v[..4].try_into().unwrap());
+        if x & 0x7f80_0000 == 0x7f80_0000 && x & 0x007f_ffff != 0 {
+            v[..4].copy_from_slice(&(x | 0x0040_0000).to_le_bytes());
+        }
+    } else {
+        let x = u64::from_le_bytes(v[..8].try_into().unwrap());
+        if x & 0x7ff0_0000_0000_0000 == 0x7ff0_0000_0000_0000 && x & 0x000f_ffff_ffff_ffff != 0 {
+            v[..8].copy_from_slice(&(x | 0x0008_0000_0000_0000).to_le_bytes());
+        }
+    }
+}
+
 fn value(r: &mut Rng, t: &Ty) -> Vec<u8> {
     let mut v: Vec<u8> = (0..t.size()).map(|_| r.next() as u8).collect();
     // Padding bytes are zero in what the handler writes back, so that the
@@ -291,11 +312,23 @@ pub fn case(target: &Target, seed: u64, index: u64) -> Case {
         ty(&mut r, 0, x87, complex)
     };
     let arg_vals = args.iter().map(|t| value(&mut r, t)).collect();
-    let ret_val = if ret == Ty::Void {
+    let mut ret_val = if ret == Ty::Void {
         Vec::new()
     } else {
         value(&mut r, &ret)
     };
+    // i386 returns float and double on the x87 stack, and loading a
+    // signaling NaN there quiets it (sets the mantissa's top bit), in
+    // every backend and in compiled code alike: return quiet NaNs only.
+    if cfg!(target_arch = "x86") {
+        if let Ty::Scalar {
+            code: c @ (code::FLOAT | code::DOUBLE),
+            ..
+        } = ret
+        {
+            quiet_nan(&mut ret_val, c == code::FLOAT);
+        }
+    }
     Case {
         abi,
         nfixed,

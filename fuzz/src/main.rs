@@ -128,6 +128,9 @@ impl Types {
     }
 }
 
+/// Bytes of libffi's `ffi_arg` (a pointer's width on these targets).
+const FFI_ARG: usize = std::mem::size_of::<usize>();
+
 /// What the handler checks and records for one call.
 struct Expect<'a> {
     case: &'a Case,
@@ -175,13 +178,13 @@ unsafe extern "C-unwind" fn handler(
     }
     let v = &e.case.ret_val;
     match is_int(&e.case.ret) {
-        Some(signed) if v.len() < 8 => {
-            let mut raw = [0u8; 8];
+        Some(signed) if v.len() < FFI_ARG => {
+            let mut raw = [0u8; FFI_ARG];
             raw[..v.len()].copy_from_slice(v);
             let neg = signed && v[v.len() - 1] & 0x80 != 0;
             raw[v.len()..].fill(if neg { 0xff } else { 0 });
             // SAFETY: ret has room for an ffi_arg (libffi's contract).
-            unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), ret as *mut u8, 8) };
+            unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), ret as *mut u8, FFI_ARG) };
         }
         // SAFETY: ret has room for the return type.
         _ => unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), ret as *mut u8, v.len()) },
@@ -317,12 +320,28 @@ fn prep(ffi: &Libffi, types: &mut Types, case: &Case, cif: &mut FfiCif) -> Resul
     Ok(())
 }
 
+#[cfg(target_arch = "x86_64")]
 fn target() -> Target {
     // libffi's x86_64 ABI numbers: FFI_UNIX64 2, FFI_WIN64 3, FFI_GNUW64 4.
     Target {
         abis: &[2, 2, 2, 3, 4],
         x87_ok: |abi| abi == 2,
         complex_ok: |abi| abi == 2,
+    }
+}
+
+#[cfg(target_arch = "x86")]
+fn target() -> Target {
+    // libffi's i386 ABI numbers (ffitarget.h, not X86_WIN32): FFI_SYSV 1,
+    // FFI_STDCALL 5, FFI_MS_CDECL 8.
+    // Not THISCALL, FASTCALL, PASCAL or REGISTER: libffi's ffi_call is
+    // wrong for many of their signatures (docs/design.md, "libffi's i386
+    // closures: what they get wrong"); tests/i386_callers.rs checks those
+    // with compiled callers instead.
+    Target {
+        abis: &[1, 1, 5, 8],
+        x87_ok: |_| true,
+        complex_ok: |_| true,
     }
 }
 
