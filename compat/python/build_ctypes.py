@@ -267,8 +267,8 @@ def check_venv(venv, info):
     return venv, site
 
 
-def install_venv(module, venv, py, info):
-    venv, site = check_venv(venv, info)
+def install_venv(module, venv, site):
+    """Installs into a venv check_venv accepted (its path and site-packages)."""
     moddir = venv / "lib" / "statictramp-ctypes"
     moddir.mkdir(exist_ok=True)
     final = install_into(module, moddir)
@@ -298,7 +298,7 @@ def main():
         if a.install:
             check_install_dir(a.install)
         elif a.venv:
-            check_venv(a.venv, info)
+            venv = check_venv(a.venv, info)
         with tempfile.TemporaryDirectory(prefix="statictramp-ctypes-") as work:
             if a.source:
                 src = Path(a.source)
@@ -316,7 +316,7 @@ def main():
         if a.install:
             module = install_into(module, a.install)
         elif a.venv:
-            module = install_venv(module, a.venv, a.python, info)
+            module = install_venv(module, *venv)
     except Refusal as e:
         print("build_ctypes.py: %s" % e, file=sys.stderr)
         return 2

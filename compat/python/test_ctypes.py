@@ -145,6 +145,24 @@ SKIP_RE = re.compile(r"^(test\w+) \((.+?)\)(?: \.\.\.|\n.*?\.\.\.)? skipped '(.*
 FAIL_RE = re.compile(r"^(FAIL|ERROR): (test\w+) \((.+?)\)")
 
 
+def stats_line(text):
+    """statictramp's STATICTRAMP_STATS line in a run's output ("" if none)."""
+    stats = [l for l in text.splitlines() if l.startswith("statictramp: stats: ")]
+    return stats[-1] if stats else ""
+
+
+def closures_made(stats):
+    """Closures allocated according to a stats line (0 without one)."""
+    m = re.search(r"(\d+) closures? allocated", stats)
+    return int(m.group(1)) if m else 0
+
+
+def skipped_tests(text):
+    """(test, where, reason) of every skipped test in `-v` output."""
+    return sorted(set((m.group(1), m.group(2), m.group(3))
+                      for m in map(SKIP_RE.match, text.splitlines()) if m))
+
+
 def run_tests(cli, it, preload):
     cmd = [cli, "run", "--strict"] + ([] if preload else ["--no-preload"])
     cmd += ["--", it.path, "-m", "test", "test_ctypes", "-v"]
@@ -176,18 +194,16 @@ def module_route(cli, py, lines):
                         "test_ctypes", "-v"], capture_output=True, text=True, env=env, timeout=1800)
     ran = time.time() - t0
     text = r.stdout + r.stderr
-    stats = [l for l in text.splitlines() if l.startswith("statictramp: stats: ")]
-    m = re.search(r"(\d+) closures? allocated", stats[-1] if stats else "")
+    stats = stats_line(text)
     ours = where.stdout.strip() == str(module)
-    ok = r.returncode == 0 and bool(m) and int(m.group(1)) > 0 and ours
+    ok = r.returncode == 0 and closures_made(stats) > 0 and ours
     lines.append("%s with %s (no preload, strict): %s; built in %.1f s, tests %.1f s"
                  % (py, module, "passed" if ok else "FAILED (exit %d, module %s)"
                     % (r.returncode, "ours" if ours else "NOT ours: " + where.stdout.strip()),
                     built, ran))
     if stats:
-        lines.append("    " + stats[-1])
-    for name, where_, why in sorted(set((x.group(1), x.group(2), x.group(3))
-                                        for x in map(SKIP_RE.match, text.splitlines()) if x)):
+        lines.append("    " + stats)
+    for name, where_, why in skipped_tests(text):
         lines.append("    skipped %s (%s): %s" % (name, where_, why))
     if r.returncode != 0:
         lines.append("\n".join(text.splitlines()[-15:]))
@@ -280,14 +296,11 @@ def main():
         it.libffi = libffi_binding(it)
         r, it.seconds = run_tests(a.cli, it, preload=True)
         text = r.stdout + r.stderr
-        stats = [l for l in text.splitlines() if l.startswith("statictramp: stats: ")]
-        it.stats = stats[-1] if stats else ""
-        it.skipped = sorted(set((m.group(1), m.group(2), m.group(3))
-                                for m in map(SKIP_RE.match, text.splitlines()) if m))
+        it.stats = stats_line(text)
+        it.skipped = skipped_tests(text)
         it.failed = sorted(set((m.group(2), m.group(3))
                                for m in map(FAIL_RE.match, text.splitlines()) if m))
-        m = re.search(r"(\d+) closures? allocated", it.stats)
-        allocated = int(m.group(1)) if m else 0
+        allocated = closures_made(it.stats)
         it.passed = r.returncode == 0 and allocated > 0
         if r.returncode != 0:
             it.result = "FAILED (exit %d)" % r.returncode

@@ -25,24 +25,8 @@ impl Rng {
     }
 }
 
-/// libffi type codes (ffi.h).
-pub mod code {
-    pub const VOID: u16 = 0;
-    pub const FLOAT: u16 = 2;
-    pub const DOUBLE: u16 = 3;
-    pub const LONGDOUBLE: u16 = 4;
-    pub const UINT8: u16 = 5;
-    pub const SINT8: u16 = 6;
-    pub const UINT16: u16 = 7;
-    pub const SINT16: u16 = 8;
-    pub const UINT32: u16 = 9;
-    pub const SINT32: u16 = 10;
-    pub const UINT64: u16 = 11;
-    pub const SINT64: u16 = 12;
-    pub const STRUCT: u16 = 13;
-    pub const POINTER: u16 = 14;
-    pub const COMPLEX: u16 = 15;
-}
+/// libffi's type codes, as the runtime reads them from a cif.
+pub use statictramp::cif::code;
 
 /// A type of a case, laid out by the C rules of this target (x86_64 and
 /// i386 System V: what libffi's `ffi_prep_cif` computes, checked by the
