@@ -35,20 +35,20 @@ impl fmt::Display for Status {
 }
 
 struct Row {
-    name: &'static str,
+    name: String,
     status: Status,
     detail: String,
     value: Json,
 }
 
 fn row(
-    name: &'static str,
+    name: impl Into<String>,
     status: Status,
     detail: impl Into<String>,
     value: impl Into<Json>,
 ) -> Row {
     Row {
-        name,
+        name: name.into(),
         status,
         detail: detail.into(),
         value: value.into(),
@@ -376,56 +376,147 @@ fn other_size() -> Vec<Row> {
     rows
 }
 
-/// Runs the strict probe in a child process and reports it.
-fn strict_mode() -> Row {
+/// How the strict probe prints a code route: `route: <name> open|closed
+/// <detail>`.
+const ROUTE_PREFIX: &str = "route: ";
+
+/// The code routes in the strict probe's output: one row for each route
+/// this kernel leaves open (a warning naming the setting that closes it),
+/// one for those closed.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+fn code_routes(probe: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut closed = Vec::new();
+    let mut all = Vec::new();
+    for line in probe.lines() {
+        let Some(rest) = line.strip_prefix(ROUTE_PREFIX) else {
+            continue;
+        };
+        let mut w = rest.splitn(3, ' ');
+        let (Some(name), Some(state)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let detail = w.next().unwrap_or("").trim();
+        let about = crate::routes::about(name);
+        all.push(Json::Obj(vec![
+            ("route", name.to_string().into()),
+            ("open", (state == "open").into()),
+            ("detail", detail.to_string().into()),
+            (
+                "closed_by",
+                about.map(|a| a.closed_by).unwrap_or("").to_string().into(),
+            ),
+        ]));
+        if state == "open" {
+            let (what, by) = about.map(|a| (a.what, a.closed_by)).unwrap_or(("", ""));
+            rows.push(row(
+                format!("strict: {name}"),
+                Status::Warn,
+                format!("OPEN: {what}; closed by {by}"),
+                Json::Null,
+            ));
+        } else {
+            closed.push(format!("{name} ({detail})"));
+        }
+    }
+    if all.is_empty() {
+        return rows;
+    }
+    rows.push(row(
+        "strict: closed routes",
+        Status::Ok,
+        closed.join("; "),
+        Json::Arr(all),
+    ));
+    rows
+}
+
+/// Runs the strict probe in a child process and reports it: the mode
+/// itself, then its code routes.
+fn strict_mode() -> Vec<Row> {
+    let (mode, probe) = strict_mode_row();
+    let mut rows = vec![mode];
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    rows.extend(code_routes(&probe));
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
+    let _ = probe;
+    rows
+}
+
+/// The strict-mode row, and the probe's whole output.
+fn strict_mode_row() -> (Row, String) {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
-            return row(
-                "strict mode",
-                Status::Fail,
-                format!("cannot find this binary: {e}"),
-                false,
+            return (
+                row(
+                    "strict mode",
+                    Status::Fail,
+                    format!("cannot find this binary: {e}"),
+                    false,
+                ),
+                String::new(),
             );
         }
     };
     let out = match Command::new(exe).arg(STRICT_PROBE).output() {
         Ok(o) => o,
         Err(e) => {
-            return row(
-                "strict mode",
-                Status::Fail,
-                format!("cannot start the probe: {e}"),
-                false,
+            return (
+                row(
+                    "strict mode",
+                    Status::Fail,
+                    format!("cannot start the probe: {e}"),
+                    false,
+                ),
+                String::new(),
             );
         }
     };
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let probe = String::from_utf8_lossy(&out.stdout).to_string();
+    // The mode's own lines; the code routes get rows of their own.
+    let text = probe
+        .lines()
+        .filter(|l| !l.starts_with(ROUTE_PREFIX))
+        .collect::<Vec<_>>()
+        .join("\n");
     let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
     let mdwe = text
         .lines()
         .find_map(|l| l.strip_prefix("mdwe: "))
         .unwrap_or("unknown")
         .to_string();
+    let landlock = text
+        .lines()
+        .find_map(|l| l.strip_prefix("landlock: "))
+        .unwrap_or("unknown")
+        .to_string();
     let value = Json::Obj(vec![
         ("available", out.status.success().into()),
         ("mdwe", mdwe.clone().into()),
+        ("landlock", landlock.clone().into()),
     ]);
     if !out.status.success() {
         let why = if err.is_empty() { text } else { err };
-        return row(
-            "strict mode",
-            Status::Fail,
-            format!("unavailable: {why}"),
-            value,
+        return (
+            row(
+                "strict mode",
+                Status::Fail,
+                format!("unavailable: {why}"),
+                value,
+            ),
+            probe,
         );
     }
-    let status = if mdwe == "on" {
+    let status = if mdwe == "on" && landlock == "on" {
         Status::Ok
     } else {
         Status::Warn
     };
-    row("strict mode", status, text.replace('\n', "; "), value)
+    (
+        row("strict mode", status, text.replace('\n', "; "), value),
+        probe,
+    )
 }
 
 /// The child side of [`strict_mode`]: arm, check that W+X and anonymous
@@ -471,9 +562,19 @@ pub fn strict_probe() -> i32 {
         unsafe { libc::munmap(p, 4096) };
         ok = false;
     }
+    match &armed.landlock {
+        Ok(()) => println!("landlock: on"),
+        Err(why) => println!("landlock: off ({why})"),
+    }
     let r = pools();
     println!("closures under strict mode: {} ({})", r.status, r.detail);
     ok &= r.status == Status::Ok;
+    // Last: some routes rewrite this process's own code.
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    for route in crate::routes::try_all() {
+        let state = if route.open { "open" } else { "closed" };
+        println!("{ROUTE_PREFIX}{} {state} {}", route.name, route.detail);
+    }
     if ok { 0 } else { 1 }
 }
 
@@ -493,7 +594,7 @@ pub fn main(args: &[OsString]) -> i32 {
     let mut rows = vec![platform(), page_size(), map_count(), address_space()];
     rows.extend(closure_calls());
     rows.push(pools());
-    rows.push(strict_mode());
+    rows.extend(strict_mode());
     rows.push(preload_library());
     rows.extend(other_size());
     let failed = rows.iter().any(|r| r.status == Status::Fail);
@@ -502,7 +603,7 @@ pub fn main(args: &[OsString]) -> i32 {
             .iter()
             .map(|r| {
                 Json::Obj(vec![
-                    ("name", r.name.into()),
+                    ("name", r.name.clone().into()),
                     ("status", r.status.to_string().to_lowercase().into()),
                     ("detail", r.detail.clone().into()),
                     ("value", r.value.clone()),

@@ -21,7 +21,10 @@
 
 mod check;
 mod json;
+mod landlock;
 mod mixed;
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+mod routes;
 mod run;
 mod strict;
 
@@ -74,6 +77,10 @@ fn dispatch(args: Vec<OsString>) -> i32 {
         // Used by `check` in a child process: arming strict mode is
         // irreversible, so it is probed in a process of its own.
         Some(check::STRICT_PROBE) => check::strict_probe(),
+        // A copy of this program, executed by a code route of the strict
+        // probe, proves it ran.
+        #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+        Some(routes::EXIT_ROUTE) => routes::EXIT_MARK,
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             0

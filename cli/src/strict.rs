@@ -2,7 +2,7 @@
 //!
 //! After [`arm`], no memory of this process or of any program it executes
 //! can ever be writable and executable, and executable memory can only be
-//! created by mapping a file privately. Two independent layers do it:
+//! created by mapping a file privately. Three independent layers do it:
 //!
 //! 1. **MDWE** (`prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)`, Linux 6.3+):
 //!    the kernel refuses any mapping that would be writable and executable,
@@ -25,9 +25,17 @@
 //!    - i386's old `mmap` (syscall 90), whose arguments are in memory where a
 //!      filter cannot read them (glibc uses `mmap2`).
 //!
+//!    It also refuses the ways to change code that need no new mapping:
+//!    `ptrace(POKETEXT|POKEDATA)` and userfaultfd (`userfaultfd(2)` and
+//!    `/dev/userfaultfd`'s `USERFAULTFD_IOC_NEW`).
+//! 3. **Landlock** (`crate::landlock`, Linux 5.13+): nothing under `/proc`
+//!    can be opened for writing, which closes `/proc/<pid>/mem`.
+//!
 //! The seccomp layer is required: without it `arm` fails and says why. MDWE
-//! is used where the kernel has it; [`Armed::mdwe`] tells. What neither layer
-//! covers is documented in docs/design.md ("Strict mode").
+//! and Landlock are used where the kernel has them; [`Armed`] tells. What no
+//! layer covers is in docs/design.md ("Strict mode: what it cannot stop"),
+//! and `statictramp check` tries each such route on the running kernel
+//! (`crate::routes`).
 //!
 //! This module belongs to the `statictramp` command's package, not to the
 //! runtime library: the cdylib and staticlib, which are loaded into other
@@ -59,6 +67,12 @@ const PERSONA_QUERY_BIT: u64 = 0x8000_0000;
 /// i386 `ipc()` call number of `shmat` (linux/ipc.h); the high 16 bits of
 /// the call word carry a version the kernel strips.
 const IPC_SHMAT: u64 = 21;
+/// ptrace requests that write a word of the tracee's memory (linux/ptrace.h).
+const PTRACE_POKETEXT: u64 = 4;
+const PTRACE_POKEDATA: u64 = 5;
+/// `_IO(0xAA, 0x00)` (linux/userfaultfd.h): makes a userfaultfd from
+/// /dev/userfaultfd, the way around a refused `userfaultfd(2)`.
+const USERFAULTFD_IOC_NEW: u64 = 0xaa00;
 
 /// One condition of a rule: `(arg & mask) == value`.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +80,16 @@ pub struct Cond {
     pub arg: u32,
     pub mask: u64,
     pub value: u64,
+}
+
+/// `arg == value` in its low 32 bits (request numbers are `int`s; the
+/// kernel ignores the upper half).
+const fn is(arg: u32, value: u64) -> Cond {
+    Cond {
+        arg,
+        mask: 0xffff_ffff,
+        value,
+    }
 }
 
 const fn has(arg: u32, bits: u64) -> Cond {
@@ -170,10 +194,40 @@ const EXTRA_RULES_I386: &[Rule] = &[
     ),
 ];
 
-/// An ABI's rules: the mapping rules and the ones only it has.
-pub type Rules = [&'static [Rule]; 2];
-const RULES_64: Rules = [&MAP_RULES_64, EXTRA_RULES_64];
-const RULES_I386: Rules = [&MAP_RULES_I386, EXTRA_RULES_I386];
+/// Ways to change code without making executable memory, the same on
+/// every ABI (docs/design.md, "Strict mode: what it cannot stop"):
+/// `ptrace` writes into a tracee's read-only code (`FOLL_FORCE`), and
+/// userfaultfd fills a not-yet-populated page of a private read+exec
+/// mapping of a memfd with any bytes (`UFFDIO_COPY`). Both are debugging
+/// or live-migration interfaces that ordinary programs do not use.
+const CODE_RULES: &[Rule] = &[
+    rule(
+        "ptrace",
+        &[is(0, PTRACE_POKETEXT)],
+        "ptrace(POKETEXT) writes through read-only code",
+    ),
+    rule(
+        "ptrace",
+        &[is(0, PTRACE_POKEDATA)],
+        "ptrace(POKEDATA) writes through read-only code",
+    ),
+    rule(
+        "userfaultfd",
+        &[],
+        "userfaultfd can fill a read+exec page with any bytes",
+    ),
+    rule(
+        "ioctl",
+        &[is(1, USERFAULTFD_IOC_NEW)],
+        "/dev/userfaultfd's USERFAULTFD_IOC_NEW",
+    ),
+];
+
+/// An ABI's rules: the mapping rules, the ones only it has, and the code
+/// rules.
+pub type Rules = [&'static [Rule]; 3];
+const RULES_64: Rules = [&MAP_RULES_64, EXTRA_RULES_64, CODE_RULES];
+const RULES_I386: Rules = [&MAP_RULES_I386, EXTRA_RULES_I386, CODE_RULES];
 
 /// The syscall ABIs the filter covers on this build's architecture, each
 /// with its rules. Syscalls from any other ABI kill the process (libseccomp's
@@ -235,6 +289,8 @@ impl std::error::Error for StrictError {}
 pub struct Armed {
     /// `Ok(())` when MDWE is on; otherwise why the kernel does not have it.
     pub mdwe: Result<(), String>,
+    /// `Ok(())` when Landlock keeps `/proc` unwritable; otherwise why not.
+    pub landlock: Result<(), String>,
     /// The syscall ABIs the seccomp filter covers.
     pub arches: Vec<&'static str>,
 }
@@ -348,11 +404,13 @@ pub fn arm() -> Result<Armed, StrictError> {
     // Build first: if the filter cannot be built, nothing has changed yet.
     let filter = build_filter()?;
     let mdwe = arm_mdwe()?;
+    let landlock = crate::landlock::arm();
     filter
         .load()
         .map_err(|e| StrictError::Load(e.to_string()))?;
     Ok(Armed {
         mdwe,
+        landlock,
         arches: policy().iter().map(|p| p.1).collect(),
     })
 }
