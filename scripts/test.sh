@@ -134,6 +134,10 @@ declare -A packages=(
     [valgrind]="callgrind instruction counts in statictramp-bench (bench/tests/bench.rs)"
     [libpython3.11-testsuite]="CPython's test_ctypes for compat/python/test_ctypes.py"
     [python3.11-dev]="Python.h for compat/python/build_ctypes.py (_ctypes with libstatictramp.a)"
+    [python3-gi]="GLib from Python (compat/programs/glib_callbacks.py): ordinary programs under strict mode"
+    [gir1.2-glib-2.0]="GLib's introspection data for python3-gi"
+    [ruby]="Ruby with Fiddle closures (compat/programs/fiddle_qsort.rb) under strict mode"
+    [perl]="Perl (compat/programs/perl_basics.pl) under strict mode"
 )
 
 install_packages() {

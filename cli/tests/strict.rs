@@ -791,3 +791,59 @@ fn check_reports_the_code_routes_the_probe_finds_open() {
     let mode = t.lines().find(|l| l.starts_with("strict mode")).unwrap();
     assert!(mode.contains("landlock: on"), "{mode}");
 }
+
+/// Ordinary programs keep working under strict mode with all its layers
+/// (the Landlock layer refuses writes under /proc; the filter refuses
+/// ptrace pokes and userfaultfd): Python with GLib (PyGObject's callbacks
+/// are libffi closures), Ruby (Fiddle closures), Perl. Each script checks
+/// its own results and prints one line. Needs Debian's python3-gi, ruby and
+/// perl (scripts/test.sh installs them); fails loudly without them.
+#[test]
+fn python_glib_ruby_and_perl_run_under_strict_mode() {
+    let dir = repo_root().join("compat/programs");
+    let cases: [(&str, &str, &str); 3] = [
+        ("/usr/bin/python3", "glib_callbacks.py", "python+glib ok "),
+        ("ruby", "fiddle_qsort.rb", "ruby ok "),
+        ("perl", "perl_basics.pl", "perl ok "),
+    ];
+    for (interp, script, want) in cases {
+        let out = output(
+            cli()
+                .args(["run", "--strict", "--", "timeout", "120", interp])
+                .arg(dir.join(script)),
+        );
+        let t = text(&out.stdout);
+        assert!(
+            out.status.success() && t.starts_with(want),
+            "{interp} {script} under run --strict: {:?}\n{t}{}",
+            out.status,
+            text(&out.stderr)
+        );
+        let n: u64 = t[want.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(n > 1000, "{script}: too few callbacks: {t}");
+    }
+    // The control: Ruby's Fiddle closures come from libffi's closure API,
+    // which cannot work under strict mode without statictramp (Fiddle does
+    // not check for a failed ffi_closure_alloc and crashes).
+    let out = output(
+        cli()
+            .args([
+                "run",
+                "--strict",
+                "--no-preload",
+                "--",
+                "timeout",
+                "120",
+                "ruby",
+            ])
+            .arg(dir.join("fiddle_qsort.rb")),
+    );
+    assert!(
+        !out.status.success() && !text(&out.stdout).starts_with("ruby ok"),
+        "Fiddle closures worked under strict mode without statictramp?"
+    );
+}
