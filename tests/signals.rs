@@ -1,0 +1,217 @@
+//! Calling a prepared closure from a signal handler that interrupted the
+//! same thread inside `ffi_closure_alloc`, `ffi_prep_closure_loc` or
+//! `ffi_closure_free` (docs/design.md, "Signals and async-signal safety").
+//!
+//! A worker thread runs alloc / prep / call / free in a tight loop, setting
+//! a "where am I" marker around each entry point; another thread sends it
+//! SIGUSR1 as fast as it can. The handler reads the marker, calls a closure
+//! prepared before the run directly through its code pointer (not through
+//! `ffi_call`, which is not async-signal-safe) and checks the result. The
+//! loop mixes `ffi_closure`-sized records (thread cache), larger ones
+//! (the global pool, under its lock) and 32 cifs of one signature, more
+//! than the per-thread plan cache holds (so prep also takes the plan
+//! table's lock). The run ends when every window was hit often enough;
+//! it must hit each at least [`MIN_HITS`] times. It runs in a child process
+//! with a time limit, so a call path that took a lock held by the
+//! interrupted code fails as a hang instead of hanging the test run.
+mod support;
+
+use statictramp::capi;
+use statictramp::closure::FfiClosure;
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, compiler_fence};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Where the worker is: 0 outside the API, else `1 + 2 * entry + large`.
+static WHERE: AtomicU32 = AtomicU32::new(0);
+const ENTRIES: [&str; 3] = [
+    "ffi_closure_alloc",
+    "ffi_prep_closure_loc",
+    "ffi_closure_free",
+];
+const WINDOWS: usize = 2 * ENTRIES.len();
+/// Signals handled, by the window they interrupted (index 0: outside).
+static HITS: [AtomicU64; WINDOWS + 1] = [const { AtomicU64::new(0) }; WINDOWS + 1];
+/// Calls from the handler that returned a wrong value.
+static BAD: AtomicU64 = AtomicU64::new(0);
+/// The code of the closure the handler calls: `u64 (u64 x)`, TAG + x.
+static CODE: AtomicUsize = AtomicUsize::new(0);
+const TAG: u64 = 0x5157_0000_0000;
+
+/// Hits every window should reach before the run stops.
+const TARGET_HITS: u64 = 2000;
+/// Hits every window must reach for the test to pass.
+const MIN_HITS: u64 = 50;
+const RUN_LIMIT: Duration = Duration::from_secs(8);
+
+extern "C" fn on_sigusr1(_sig: c_int) {
+    let w = WHERE.load(Ordering::Relaxed) as usize;
+    let code = CODE.load(Ordering::Relaxed);
+    // SAFETY: CODE is a closure of type `u64 (u64)` prepared before the
+    // signal was installed and never freed while signals are sent.
+    let f: extern "C" fn(u64) -> u64 = unsafe { std::mem::transmute(code) };
+    let x = HITS[w].load(Ordering::Relaxed);
+    if f(x) == TAG + x {
+        HITS[w].fetch_add(1, Ordering::Relaxed);
+    } else {
+        BAD.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sets the marker for the call that follows (compiler fences: the
+/// handler runs on this thread, so program order is what it observes).
+#[inline(always)]
+fn mark(w: u32) {
+    compiler_fence(Ordering::SeqCst);
+    WHERE.store(w, Ordering::Relaxed);
+    compiler_fence(Ordering::SeqCst);
+}
+
+fn window_hits() -> Vec<u64> {
+    HITS.iter().map(|h| h.load(Ordering::Relaxed)).collect()
+}
+
+fn done(hits: &[u64]) -> bool {
+    hits[1..].iter().all(|&h| h >= TARGET_HITS)
+}
+
+/// The worker's loop: alloc, prep, call, free until `stop`. Returns the
+/// iterations done.
+fn churn(cifs: &[usize], stop: &AtomicBool) -> u64 {
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let large = u32::from(i % 4 == 3);
+        let size = if large == 1 { 100 } else { 0 };
+        let mut code: *mut c_void = std::ptr::null_mut();
+        mark(1 + large);
+        // SAFETY: `code` is writable.
+        let cl = unsafe { capi::ffi_closure_alloc(size, &mut code) };
+        mark(0);
+        assert!(!cl.is_null(), "alloc failed: errno {}", errno());
+        let cif = cifs[(i % cifs.len() as u64) as usize] as *mut libffi_sys::ffi_cif;
+        mark(3 + large);
+        // SAFETY: a fresh closure, a cif that lives forever.
+        let st = unsafe {
+            capi::ffi_prep_closure_loc(
+                cl.cast::<FfiClosure>(),
+                cif.cast(),
+                Some(ud_plus_x),
+                ud(i),
+                code,
+            )
+        };
+        mark(0);
+        assert_eq!(st, 0, "prep");
+        // SAFETY: prepared above as `u64 (u64)`.
+        assert_eq!(unsafe { call_u64(code, 5) }, i + 5, "closure {i}");
+        mark(5 + large);
+        // SAFETY: live, freed once.
+        unsafe { capi::ffi_closure_free(cl) };
+        mark(0);
+        i += 1;
+    }
+    i
+}
+
+fn child() {
+    // Addresses: raw pointers are not Send.
+    let cifs: Vec<usize> = (0..32).map(|_| cif_u64_u64() as usize).collect();
+    let (cl, code) = alloc(0).expect("alloc");
+    // SAFETY: a fresh closure; the cif lives forever.
+    assert_eq!(
+        unsafe { prep(cl, cifs[0] as *mut _, Some(ud_plus_x), ud(TAG), code) },
+        0
+    );
+    CODE.store(code as usize, Ordering::Release);
+
+    // SAFETY: installing a handler that only calls a prepared closure and
+    // touches atomics; sigaction is given a fully initialised struct.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as extern "C" fn(c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+
+    let stop = AtomicBool::new(false);
+    let tid = AtomicU64::new(0);
+    let sent = AtomicU64::new(0);
+    let t = Instant::now();
+    let (iterations, hits) = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            // SAFETY: pthread_self has no preconditions.
+            tid.store(unsafe { libc::pthread_self() } as u64, Ordering::Release);
+            churn(&cifs, &stop)
+        });
+        while tid.load(Ordering::Acquire) == 0 {
+            std::hint::spin_loop();
+        }
+        let target = tid.load(Ordering::Acquire) as libc::pthread_t;
+        let mut hits = window_hits();
+        while !done(&hits) && t.elapsed() < RUN_LIMIT {
+            for _ in 0..64 {
+                // SAFETY: the worker thread runs until `stop` is set below.
+                let r = unsafe { libc::pthread_kill(target, libc::SIGUSR1) };
+                assert_eq!(r, 0, "pthread_kill");
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            hits = window_hits();
+        }
+        stop.store(true, Ordering::Relaxed);
+        (worker.join().expect("worker panicked"), hits)
+    });
+    let elapsed = t.elapsed();
+    let handled: u64 = hits.iter().sum();
+    println!(
+        "REPORT {iterations} alloc/prep/call/free iterations, {} signals sent, {handled} handled, in {elapsed:.2?}",
+        sent.load(Ordering::Relaxed)
+    );
+    println!("REPORT outside the API: {} signals", hits[0]);
+    for (e, name) in ENTRIES.iter().enumerate() {
+        println!(
+            "REPORT inside {name}: {} (ffi_closure-sized record), {} (larger record, global pool)",
+            hits[1 + 2 * e],
+            hits[2 + 2 * e]
+        );
+    }
+    assert_eq!(
+        BAD.load(Ordering::Relaxed),
+        0,
+        "wrong results in the handler"
+    );
+    for (w, &h) in hits.iter().enumerate().skip(1) {
+        assert!(
+            h >= MIN_HITS,
+            "window {} ({}, {}) hit only {h} times",
+            w,
+            ENTRIES[(w - 1) / 2],
+            if (w - 1) % 2 == 1 { "large" } else { "small" }
+        );
+    }
+    // SAFETY: no more signals are sent; the closure is live.
+    unsafe { free(cl) };
+}
+
+#[test]
+fn closure_called_from_a_signal_handler_inside_alloc_prep_and_free() {
+    if is_child("signals") {
+        return child();
+    }
+    let out = run_child(
+        "closure_called_from_a_signal_handler_inside_alloc_prep_and_free",
+        "signals",
+        Duration::from_secs(60),
+    );
+    assert_child_passed(&out);
+    let reports: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.find("REPORT ").map(|at| &l[at + 7..]))
+        .collect();
+    assert!(!reports.is_empty(), "no report\n{}", out.describe());
+    for r in reports {
+        println!("signals: {r}");
+    }
+}
