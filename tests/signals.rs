@@ -40,7 +40,7 @@ static CODE: AtomicUsize = AtomicUsize::new(0);
 const TAG: u64 = 0x5157_0000_0000;
 
 /// Hits every window should reach before the run stops.
-const TARGET_HITS: u64 = 2000;
+const TARGET_HITS: u64 = 500;
 /// Hits every window must reach for the test to pass.
 const MIN_HITS: u64 = 50;
 const RUN_LIMIT: Duration = Duration::from_secs(8);

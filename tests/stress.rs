@@ -407,8 +407,12 @@ fn worker(thread: u32, ops: u64, sh: &Shared) -> Counts {
                 if !got.is_null() {
                     // SAFETY: boxed by the thread that put it there; the
                     // swap made this thread its only holder.
-                    held.push(*unsafe { Box::from_raw(got) });
+                    let o = *unsafe { Box::from_raw(got) };
                     n.handed_in += 1;
+                    o.call(r >> 28);
+                    n.calls += 1;
+                    n.foreign_calls += u64::from(o.meta().creator != thread);
+                    held.push(o);
                 }
             }
             _ if !held.is_empty() => {
