@@ -70,7 +70,8 @@ fn churn(thread: u64, go: &Barrier, stop: &AtomicBool) -> Churned {
             assert_eq!(errno(), libc::ENOMEM, "thread {thread}: errno after NULL");
             return false;
         };
-        let tag = thread << 40 | *n;
+        // The thread in the top byte of a pointer-sized tag (32-bit targets too).
+        let tag = thread << (usize::BITS - 8) | *n;
         *n += 1;
         // SAFETY: a fresh closure, a cif that lives forever.
         let st = unsafe { prep(cl, cif, Some(ud_plus_x), ud(tag), code) };

@@ -37,7 +37,8 @@ static HITS: [AtomicU64; WINDOWS + 1] = [const { AtomicU64::new(0) }; WINDOWS + 
 static BAD: AtomicU64 = AtomicU64::new(0);
 /// The code of the closure the handler calls: `u64 (u64 x)`, TAG + x.
 static CODE: AtomicUsize = AtomicUsize::new(0);
-const TAG: u64 = 0x5157_0000_0000;
+/// Fits a 32-bit pointer (the user data carries it).
+const TAG: u64 = 0x5157_0000;
 
 /// Hits every window should reach before the run stops.
 const TARGET_HITS: u64 = 500;

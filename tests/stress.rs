@@ -121,7 +121,7 @@ fn leak_struct(fields: &[*mut ffi_type], rust_size: usize) -> *mut ffi_type {
     let t: &'static mut ffi_type = Box::leak(Box::new(ffi_type {
         size: 0,
         alignment: 0,
-        type_: FFI_TYPE_STRUCT as u16,
+        type_: FFI_TYPE_STRUCT,
         elements: elems.as_mut_ptr(),
     }));
     let t: *mut ffi_type = t;
