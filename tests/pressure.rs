@@ -1,5 +1,5 @@
 //! Exhaustion under pressure: several threads churn closures while the
-//! address space (RLIMIT_AS) or the map count (vm.max_map_count, filled
+//! address space (RLIMIT_AS, set to leave half a trampoline region) or the map count (vm.max_map_count, filled
 //! with single pages as tests/scale.rs does) runs out, in child processes.
 //! Every failed `ffi_closure_alloc` must return NULL with errno ENOMEM;
 //! at every failure the thread calls all its live closures; it then frees
@@ -221,15 +221,24 @@ fn threads_churn_into_an_address_space_limit() {
     if is_child("pressure_as") {
         let t = Instant::now();
         let results = churn_under(|| {
+            // Half a trampoline region's address space: no region fits,
+            // the in-image slots are all there is.
             let vm = status_kb("VmSize") * 1024;
             let lim = libc::rlimit64 {
-                rlim_cur: vm + (300 << 20),
+                rlim_cur: vm + statictramp::layout::REC_DIST as u64,
                 rlim_max: libc::RLIM64_INFINITY,
             };
             // SAFETY: setting this process's own limit.
             assert_eq!(unsafe { libc::setrlimit64(libc::RLIMIT_AS, &lim) }, 0);
         });
-        check_and_free(results, "RLIMIT_AS = VmSize + 300 MiB", t.elapsed());
+        check_and_free(
+            results,
+            &format!(
+                "RLIMIT_AS = VmSize + {} MiB",
+                statictramp::layout::REC_DIST >> 20
+            ),
+            t.elapsed(),
+        );
         let lim = libc::rlimit64 {
             rlim_cur: libc::RLIM64_INFINITY,
             rlim_max: libc::RLIM64_INFINITY,

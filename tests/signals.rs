@@ -3,14 +3,16 @@
 //! `ffi_closure_free` (docs/design.md, "Signals and async-signal safety").
 //!
 //! A worker thread runs alloc / prep / call / free in a tight loop, setting
-//! a "where am I" marker around each entry point; another thread sends it
-//! SIGUSR1 as fast as it can. The handler reads the marker, calls a closure
+//! a "where am I" marker around each entry point; a POSIX timer sends it
+//! SIGUSR1 every 50 us (SIGEV_THREAD_ID: delivered at whatever instruction
+//! the worker is at when the timer interrupt or the IPI comes) and the main
+//! thread adds bursts of `pthread_kill`. The handler reads the marker, calls a closure
 //! prepared before the run directly through its code pointer (not through
 //! `ffi_call`, which is not async-signal-safe) and checks the result. The
 //! loop mixes `ffi_closure`-sized records (thread cache), larger ones
 //! (the global pool, under its lock) and 32 cifs of one signature, more
-//! than the per-thread plan cache holds (so prep also takes the plan
-//! table's lock). The run ends when every window was hit often enough;
+//! than the per-thread plan cache holds (so one prep in four misses it and
+//! takes the plan table's lock). The run ends when every window was hit often enough;
 //! it must hit each at least [`MIN_HITS`] times. It runs in a child process
 //! with a time limit, so a call path that took a lock held by the
 //! interrupted code fails as a hang instead of hanging the test run.
@@ -90,7 +92,8 @@ fn churn(cifs: &[usize], stop: &AtomicBool) -> u64 {
         let cl = unsafe { capi::ffi_closure_alloc(size, &mut code) };
         mark(0);
         assert!(!cl.is_null(), "alloc failed: errno {}", errno());
-        let cif = cifs[(i % cifs.len() as u64) as usize] as *mut libffi_sys::ffi_cif;
+        // A new cif every 4th iteration: a plan-cache miss then.
+        let cif = cifs[(i / 4 % cifs.len() as u64) as usize] as *mut libffi_sys::ffi_cif;
         mark(3 + large);
         // SAFETY: a fresh closure, a cif that lives forever.
         let st = unsafe {
@@ -113,6 +116,43 @@ fn churn(cifs: &[usize], stop: &AtomicBool) -> u64 {
         i += 1;
     }
     i
+}
+
+/// A POSIX timer sending SIGUSR1 to one thread every 50 us until dropped.
+struct ThreadTimer(libc::timer_t);
+
+impl ThreadTimer {
+    fn start(tid: libc::pid_t) -> ThreadTimer {
+        // SAFETY: a zeroed sigevent is valid; the fields set are those
+        // SIGEV_THREAD_ID reads; `timer` receives the new timer's id.
+        unsafe {
+            let mut sev: libc::sigevent = std::mem::zeroed();
+            sev.sigev_notify = libc::SIGEV_THREAD_ID;
+            sev.sigev_signo = libc::SIGUSR1;
+            sev.sigev_notify_thread_id = tid;
+            let mut timer: libc::timer_t = std::ptr::null_mut();
+            let r = libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut timer);
+            assert_eq!(r, 0, "timer_create: errno {}", errno());
+            let every = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 50_000,
+            };
+            let its = libc::itimerspec {
+                it_interval: every,
+                it_value: every,
+            };
+            let r = libc::timer_settime(timer, 0, &its, std::ptr::null_mut());
+            assert_eq!(r, 0, "timer_settime: errno {}", errno());
+            ThreadTimer(timer)
+        }
+    }
+}
+
+impl Drop for ThreadTimer {
+    fn drop(&mut self) {
+        // SAFETY: a timer created by `start`, deleted once.
+        unsafe { libc::timer_delete(self.0) };
+    }
 }
 
 fn child() {
@@ -138,35 +178,42 @@ fn child() {
 
     let stop = AtomicBool::new(false);
     let tid = AtomicU64::new(0);
+    let kernel_tid = AtomicU64::new(0);
     let sent = AtomicU64::new(0);
     let t = Instant::now();
     let (iterations, hits) = std::thread::scope(|s| {
         let worker = s.spawn(|| {
-            // SAFETY: pthread_self has no preconditions.
-            tid.store(unsafe { libc::pthread_self() } as u64, Ordering::Release);
+            // SAFETY: pthread_self and gettid have no preconditions.
+            unsafe {
+                kernel_tid.store(libc::gettid() as u64, Ordering::Release);
+                tid.store(libc::pthread_self() as u64, Ordering::Release);
+            }
             churn(&cifs, &stop)
         });
         while tid.load(Ordering::Acquire) == 0 {
             std::hint::spin_loop();
         }
         let target = tid.load(Ordering::Acquire) as libc::pthread_t;
+        let timer = ThreadTimer::start(kernel_tid.load(Ordering::Acquire) as libc::pid_t);
         let mut hits = window_hits();
         while !done(&hits) && t.elapsed() < RUN_LIMIT {
-            for _ in 0..64 {
+            for _ in 0..4 {
                 // SAFETY: the worker thread runs until `stop` is set below.
                 let r = unsafe { libc::pthread_kill(target, libc::SIGUSR1) };
                 assert_eq!(r, 0, "pthread_kill");
                 sent.fetch_add(1, Ordering::Relaxed);
             }
+            std::thread::sleep(Duration::from_micros(200));
             hits = window_hits();
         }
+        drop(timer);
         stop.store(true, Ordering::Relaxed);
         (worker.join().expect("worker panicked"), hits)
     });
     let elapsed = t.elapsed();
     let handled: u64 = hits.iter().sum();
     println!(
-        "REPORT {iterations} alloc/prep/call/free iterations, {} signals sent, {handled} handled, in {elapsed:.2?}",
+        "REPORT {iterations} alloc/prep/call/free iterations, a 50 us timer and {} pthread_kill, {handled} signals handled, in {elapsed:.2?}",
         sent.load(Ordering::Relaxed)
     );
     println!("REPORT outside the API: {} signals", hits[0]);
