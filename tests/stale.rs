@@ -9,7 +9,8 @@
 //! the record (and its code address) belongs to its next owner: a stale
 //! call reaches the new closure (or its trap before the new owner's prep)
 //! and a stale free frees the new owner's closure, which the new owner's
-//! own free then reports as a double free.
+//! own free then reports as a double free. A record freed by a thread
+//! that exits waits in the global pool under the same rule.
 //!
 //! Each case runs in a child process on fresh threads (whose caches start
 //! empty, so queue positions are known).
@@ -389,6 +390,83 @@ fn freed_by_another_thread_the_record_returns_to_that_thread() {
     assert!(
         out.stderr
             .contains("B got the record back at its 64th newer free"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// A record freed by a thread that then exits goes to the global pool
+/// (behind the thread's unallocated pairs) and is handed out by a refill
+/// only once more than QUARANTINE records are queued behind it there.
+/// Records reach the pool in batches of 32 (a thread's cache spills its
+/// oldest 32 when it hoards more than 192), so the test brings the count
+/// behind it to 32 (not reused by another thread's next 64 allocations)
+/// and then to 64 (reused, by the 32nd allocation of the next refill).
+fn freed_by_an_exiting_thread() {
+    use std::sync::mpsc::channel;
+    let x = std::thread::spawn(|| {
+        let (x, _) = make(0, 1);
+        // SAFETY: live, freed once; the thread then exits.
+        unsafe { free(x) };
+        x as usize
+    })
+    .join()
+    .expect("thread B panicked");
+    let (to_a, a_rx) = channel::<()>();
+    let (to_c, c_rx) = channel::<()>();
+    std::thread::scope(|s| {
+        // A: 225 closures held, then freed: its cache spills 32 at its
+        // 193rd free and 32 more at its 225th.
+        s.spawn(move || {
+            let held: Vec<_> = (0..225).map(|i| make(0, i).0).collect();
+            assert!(held.iter().all(|&c| c as usize != x), "reused by A");
+            for &c in &held[..193] {
+                // SAFETY: live, freed once.
+                unsafe { free(c) };
+            }
+            to_c.send(()).unwrap();
+            a_rx.recv().unwrap();
+            for &c in &held[193..] {
+                // SAFETY: live, freed once.
+                unsafe { free(c) };
+            }
+            to_c.send(()).unwrap();
+            a_rx.recv().unwrap(); // C is done; exiting now changes nothing.
+        });
+        // C: allocates while 32, then 64 records wait behind X.
+        s.spawn(move || {
+            c_rx.recv().unwrap();
+            let first: Vec<_> = (0..64).map(|_| alloc(0).expect("alloc").0).collect();
+            assert!(
+                first.iter().all(|&c| c as usize != x),
+                "reused with only 32 records queued behind it"
+            );
+            eprintln!("child: 32 queued behind: not reused by 64 allocations");
+            to_a.send(()).unwrap();
+            c_rx.recv().unwrap();
+            let next: Vec<_> = (0..32).map(|_| alloc(0).expect("alloc").0).collect();
+            let at = next.iter().position(|&c| c as usize == x);
+            assert_eq!(at, Some(31), "64 queued behind: the refill's 32nd pair");
+            eprintln!("child: 64 queued behind: reused by the next refill");
+            to_a.send(()).unwrap();
+        });
+    });
+}
+
+#[test]
+fn freed_by_an_exiting_thread_the_record_waits_in_the_global_pool() {
+    if is_child("exit") {
+        return freed_by_an_exiting_thread();
+    }
+    let out = run_child(
+        "freed_by_an_exiting_thread_the_record_waits_in_the_global_pool",
+        "exit",
+        CHILD_LIMIT,
+    );
+    assert_child_passed(&out);
+    assert!(
+        out.stderr
+            .contains("64 queued behind: reused by the next refill"),
         "{}",
         out.describe()
     );
