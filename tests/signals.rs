@@ -263,3 +263,225 @@ fn closure_called_from_a_signal_handler_inside_alloc_prep_and_free() {
         println!("signals: {r}");
     }
 }
+
+// ---- a handler that allocates, re-entering the API --------------------
+
+/// Live closures of the re-entry worker (record addresses; 0: none).
+static WORKER_LIVE: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+/// Set once the worker's cache is in its steady state: every allocation
+/// reuses one of its own freed records, so it never takes the pool lock.
+static STEADY: AtomicBool = AtomicBool::new(false);
+/// Closures the handler allocated, prepared, called and freed, by the
+/// window its signal interrupted.
+static REENTERED: [AtomicU64; WINDOWS + 1] = [const { AtomicU64::new(0) }; WINDOWS + 1];
+/// Handler allocations that returned a record the worker holds live.
+static DUPLICATES: AtomicU64 = AtomicU64::new(0);
+/// The cif the handler prepares with (the worker's).
+static REENTER_CIF: AtomicUsize = AtomicUsize::new(0);
+
+/// Allocates, prepares, calls and frees a closure, only while the worker
+/// is inside ffi_closure_alloc, ffi_prep_closure_loc or ffi_closure_free
+/// and its cache is steady: there it holds no lock and is not in malloc,
+/// which is when the design says re-entry works (the busy thread cache
+/// sends the handler to the global pool).
+extern "C" fn reenter_on_sigusr1(_sig: c_int) {
+    let w = WHERE.load(Ordering::Relaxed) as usize;
+    if w == 0 || !STEADY.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut code: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `code` is writable; the API re-entered from the interrupted
+    // thread's handler, in the windows described above.
+    let cl = unsafe { capi::ffi_closure_alloc(0, &mut code) };
+    if cl.is_null() {
+        BAD.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if WORKER_LIVE
+        .iter()
+        .any(|l| l.load(Ordering::Relaxed) == cl as usize)
+    {
+        DUPLICATES.fetch_add(1, Ordering::Relaxed);
+        return; // Do not free the worker's closure.
+    }
+    let tag = 0x4000 + w as u64;
+    // SAFETY: a fresh closure; the cif lives forever.
+    let st = unsafe {
+        capi::ffi_prep_closure_loc(
+            cl.cast::<FfiClosure>(),
+            REENTER_CIF.load(Ordering::Relaxed) as *mut _,
+            Some(ud_plus_x),
+            ud(tag),
+            code,
+        )
+    };
+    // SAFETY: prepared above when st == 0; freed once.
+    let ok = st == 0 && unsafe { call_u64(code, 9) } == tag + 9;
+    // SAFETY: the handler's own closure, freed once.
+    unsafe { capi::ffi_closure_free(cl) };
+    if ok {
+        REENTERED[w].fetch_add(1, Ordering::Relaxed);
+    } else {
+        BAD.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The re-entry worker: one signature, `ffi_closure`-sized records, 8
+/// live at a time (published in WORKER_LIVE).
+fn steady_churn(cif: usize, stop: &AtomicBool) -> u64 {
+    let mut live: std::collections::VecDeque<(usize, usize, u64)> = Default::default();
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut code: *mut c_void = std::ptr::null_mut();
+        mark(1);
+        // SAFETY: `code` is writable.
+        let cl = unsafe { capi::ffi_closure_alloc(0, &mut code) };
+        mark(0);
+        assert!(!cl.is_null(), "alloc failed");
+        mark(3);
+        // SAFETY: a fresh closure, a cif that lives forever.
+        let st = unsafe {
+            capi::ffi_prep_closure_loc(
+                cl.cast::<FfiClosure>(),
+                cif as *mut _,
+                Some(ud_plus_x),
+                ud(i),
+                code,
+            )
+        };
+        mark(0);
+        assert_eq!(st, 0, "prep");
+        WORKER_LIVE[(i % 8) as usize].store(cl as usize, Ordering::Relaxed);
+        live.push_back((cl as usize, code as usize, i));
+        if live.len() == 8 {
+            let (old, old_code, tag) = live.pop_front().unwrap();
+            // SAFETY: a live closure `u64 (u64)` of this thread.
+            assert_eq!(unsafe { call_u64(old_code as *mut c_void, 5) }, tag + 5);
+            WORKER_LIVE[(tag % 8) as usize].store(0, Ordering::Relaxed);
+            mark(5);
+            // SAFETY: live, freed once.
+            unsafe { capi::ffi_closure_free(old as *mut c_void) };
+            mark(0);
+        }
+        i += 1;
+        // From about the 73rd free on, more than QUARANTINE (64) freed
+        // records wait in the cache and each allocation reuses the oldest.
+        if i == 1000 {
+            STEADY.store(true, Ordering::Relaxed);
+        }
+    }
+    for (cl, _, tag) in live {
+        WORKER_LIVE[(tag % 8) as usize].store(0, Ordering::Relaxed);
+        // SAFETY: live, freed once.
+        unsafe { capi::ffi_closure_free(cl as *mut c_void) };
+    }
+    i
+}
+
+fn reenter_child() {
+    let cif = cif_u64_u64() as usize;
+    REENTER_CIF.store(cif, Ordering::Release);
+    // SAFETY: as in `child`, with the re-entering handler.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = reenter_on_sigusr1 as extern "C" fn(c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let stop = AtomicBool::new(false);
+    let kernel_tid = AtomicU64::new(0);
+    let t = Instant::now();
+    let reentered = || -> Vec<u64> {
+        REENTERED
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .collect()
+    };
+    let (iterations, counts) = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            // SAFETY: gettid has no preconditions.
+            kernel_tid.store(unsafe { libc::gettid() } as u64, Ordering::Release);
+            steady_churn(cif, &stop)
+        });
+        while kernel_tid.load(Ordering::Acquire) == 0 {
+            std::hint::spin_loop();
+        }
+        let timer = ThreadTimer::start(kernel_tid.load(Ordering::Acquire) as libc::pid_t);
+        let mut counts = reentered();
+        while [1, 3, 5].iter().any(|&w| counts[w] < TARGET_HITS) && t.elapsed() < RUN_LIMIT {
+            std::thread::sleep(Duration::from_millis(2));
+            counts = reentered();
+        }
+        drop(timer);
+        stop.store(true, Ordering::Relaxed);
+        (worker.join().expect("worker panicked"), counts)
+    });
+    println!(
+        "REPORT re-entry: {iterations} worker iterations in {:.2?}; closures allocated, prepared, called and freed by the handler inside ffi_closure_alloc {}, ffi_prep_closure_loc {}, ffi_closure_free {}; {} duplicates, {} failures",
+        t.elapsed(),
+        counts[1],
+        counts[3],
+        counts[5],
+        DUPLICATES.load(Ordering::Relaxed),
+        BAD.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        DUPLICATES.load(Ordering::Relaxed),
+        0,
+        "a pair handed out twice"
+    );
+    assert_eq!(
+        BAD.load(Ordering::Relaxed),
+        0,
+        "failed calls in the handler"
+    );
+    for w in [1, 3, 5] {
+        assert!(
+            counts[w] >= MIN_HITS,
+            "only {} re-entries inside {}",
+            counts[w],
+            ENTRIES[(w - 1) / 2]
+        );
+    }
+    // The allocator is still sound: 2000 distinct closures that work.
+    let mut seen = std::collections::HashSet::new();
+    let made: Vec<_> = (0..2000u64)
+        .map(|i| {
+            let (cl, code) = alloc(0).expect("alloc after the run");
+            assert!(seen.insert(cl as usize), "record {cl:p} handed out twice");
+            // SAFETY: a fresh closure; the cif lives forever.
+            assert_eq!(
+                unsafe { prep(cl, cif as *mut _, Some(ud_plus_x), ud(i), code) },
+                0
+            );
+            (cl, code, i)
+        })
+        .collect();
+    for (cl, code, i) in made {
+        // SAFETY: prepared above; freed once.
+        unsafe {
+            assert_eq!(call_u64(code, 1), i + 1);
+            free(cl);
+        }
+    }
+}
+
+#[test]
+fn a_handler_may_allocate_while_the_thread_is_in_the_lock_free_fast_path() {
+    if is_child("signals_reenter") {
+        return reenter_child();
+    }
+    let out = run_child(
+        "a_handler_may_allocate_while_the_thread_is_in_the_lock_free_fast_path",
+        "signals_reenter",
+        Duration::from_secs(60),
+    );
+    assert_child_passed(&out);
+    let report = out
+        .stdout
+        .lines()
+        .find_map(|l| l.find("REPORT ").map(|at| &l[at + 7..]))
+        .unwrap_or_else(|| panic!("no report\n{}", out.describe()));
+    println!("signals: {report}");
+}
