@@ -18,6 +18,30 @@
 //! FFI_BAD_ABI for ABIs this architecture lacks, FFI_BAD_ARGTYPE for NULL or
 //! stale closure pointers. With STATICTRAMP_DEBUG set in the environment,
 //! every refusal is also explained on stderr.
+//!
+//! # Signals
+//!
+//! Calling a prepared closure through its code pointer is
+//! async-signal-safe (no lock, allocation, system call or thread-local
+//! storage on the call path), also when the signal interrupted one of the
+//! functions below on the same thread. The functions below are not: from
+//! a signal handler they can deadlock on a lock the interrupted thread
+//! holds (the pool lock during a cache refill or spill and around every
+//! larger record; the plan-table lock at a thread's first prep of a
+//! signature) or re-enter malloc. docs/design.md, "Signals and
+//! async-signal safety"; tests/signals.rs.
+//!
+//! # Stale pointers
+//!
+//! A freed closure's record and code address are reused only after the
+//! quarantine (src/quarantine.rs): more than 64 later frees queued behind
+//! it (the freeing thread's, for an `ffi_closure`-sized record; its size
+//! class's, for a larger one), or earlier when fresh memory runs out.
+//! Until then a call through the code aborts with a diagnostic, a second
+//! free aborts as a double free and a prep returns FFI_BAD_ARGTYPE; after
+//! it the pointer is the new owner's (a stale call runs, and a stale free
+//! frees, the new closure). docs/design.md, "Stale pointers: the
+//! guarantee"; tests/stale.rs.
 #![allow(unsafe_code)]
 
 use crate::cif::{FfiCif, Fun, Status};
@@ -58,7 +82,8 @@ fn refuse(what: &str, why: &dyn std::fmt::Display, status: Status) -> u32 {
 
 /// `void *ffi_closure_alloc(size_t size, void **code)`: writable memory of
 /// at least `size` bytes laid out as an `ffi_closure`, and in `*code` the
-/// address to call. NULL (errno ENOMEM or EINVAL) on failure.
+/// address to call. NULL (errno ENOMEM or EINVAL) on failure. Not
+/// async-signal-safe (module docs, "Signals").
 ///
 /// # Safety
 /// `code` must be NULL or writable.
@@ -116,8 +141,10 @@ fn next_free() -> Option<FreeFn> {
 }
 
 /// `void ffi_closure_free(void *)`. Our records go back to the pool (their
-/// code then traps until reused); pointers from another libffi are handed to
-/// its `ffi_closure_free`; a double free is reported and aborts.
+/// code then traps until reused, after the quarantine: module docs, "Stale
+/// pointers"); pointers from another libffi are handed to its
+/// `ffi_closure_free`; a double free is reported and aborts. Not
+/// async-signal-safe.
 ///
 /// # Safety
 /// `ptr` must be NULL or a pointer from an `ffi_closure_alloc`.
@@ -171,6 +198,8 @@ unsafe fn free_refused(ptr: *mut c_void, owner: Owner) {
 /// address was fixed at allocation) and is ignored, as libffi's static
 /// trampolines do. For other memory, a classic trampoline is written into
 /// `closure->tramp`, to be executed at `codeloc` (the caller's alias).
+/// Not async-signal-safe (module docs, "Signals"); the closure it prepared
+/// may be called from a signal handler.
 ///
 /// # Safety
 /// As libffi's: `closure` from ffi_closure_alloc or writable memory the

@@ -422,19 +422,30 @@ mod tests {
     #[test]
     fn a_stale_free_of_a_reallocated_large_record_is_a_double_free() {
         let size = 2 * CLOSURE_SIZE;
+        // A slot freed ahead of the record's (from a record of another
+        // class), so that when the record's quarantine ends the slot queue
+        // hands out that one, not the record's old slot.
+        let (ahead, _) = alloc(4 * CLOSURE_SIZE).unwrap();
         let (p, _) = alloc(size).unwrap();
         let p = p as usize;
         let Owner::Live { slot: old, class } = owner::owner(p) else {
             panic!("a fresh large record is live");
         };
         assert!(class > 0);
+        assert!(matches!(free(ahead.cast()), Owner::Live { .. }));
         assert!(matches!(free(p as *mut c_void), Owner::Live { .. }));
+        // QUARANTINE newer frees of the class, then the record comes back.
+        let newer: Vec<_> = (0..QUARANTINE).map(|_| alloc(size).unwrap().0).collect();
+        assert!(newer.iter().all(|&r| r as usize != p), "reused too early");
+        for r in newer {
+            assert!(matches!(free(r.cast()), Owner::Live { .. }));
+        }
         let (again, _) = alloc(size).unwrap();
         assert_eq!(again as usize, p, "the arena hands the record out again");
         let Owner::Live { slot: new, .. } = owner::owner(p) else {
             panic!("the reallocated record is live");
         };
-        assert_ne!(new, old, "the old slot waits in the quarantine");
+        assert_ne!(new, old, "the record comes back on another slot");
         assert_eq!(free_large(p, old, class), Owner::Freed);
         assert_eq!(
             owner::owner(p),

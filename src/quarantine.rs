@@ -1,8 +1,9 @@
 //! The quarantine: when a freed closure (or slot) may be reused.
 //!
 //! Freed items wait in first-in first-out queues: each thread's cache, the
-//! global pool of `ffi_closure`-sized closures and the global queue of
-//! slots freed from larger records. An item is reused only while more
+//! global pool of `ffi_closure`-sized closures, the global queue of slots
+//! freed from larger records, and the arena's queue of freed larger
+//! records of each size class (src/slab.rs). An item is reused only while more
 //! than [`QUARANTINE`] freed items wait behind it, so a stale code pointer
 //! keeps hitting the trap (diagnostic + abort) for at least that many
 //! further frees instead of running the next closure allocated. When fresh

@@ -10,11 +10,18 @@
 //! and never returned to the system, so that (a) "is this pointer ours?" is
 //! a range check that needs no lock ([`contains`]), and (b) reading the
 //! header of a freed record (to diagnose a double free) never touches
-//! unmapped memory. Each class has a free list.
+//! unmapped memory. Each class has a first-in first-out queue of freed
+//! records, reused after the quarantine (src/quarantine.rs) like every
+//! other queue of freed items: a late second free of a record keeps
+//! hitting a freed header (diagnosed) for at least `QUARANTINE` further
+//! frees of its class instead of freeing the closure of the record's next
+//! owner.
 #![allow(unsafe_code)]
 
 use crate::layout::CLOSURE_SIZE;
 use crate::map;
+use crate::quarantine;
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -79,7 +86,8 @@ pub struct Slab {
     used: usize,
     /// Bytes committed read-write from the start of the range.
     committed: usize,
-    free: [Vec<usize>; CLASSES],
+    /// Freed records of each class, oldest first.
+    free: [VecDeque<usize>; CLASSES],
 }
 
 impl Slab {
@@ -89,15 +97,26 @@ impl Slab {
             len: 0,
             used: 0,
             committed: 0,
-            free: [const { Vec::new() }; CLASSES],
+            free: [const { VecDeque::new() }; CLASSES],
         }
     }
 
     /// A record of class `class`; contents unspecified, as malloc's are.
+    /// A freed one after the quarantine, else a fresh one, else (the arena
+    /// is full) the oldest freed one.
     pub fn alloc(&mut self, class: u32) -> io::Result<usize> {
-        if let Some(p) = self.free[class as usize].pop() {
+        let free = &mut self.free[class as usize];
+        if let Some(p) = quarantine::reusable(free) {
             return Ok(p);
         }
+        match self.fresh(class) {
+            Ok(p) => Ok(p),
+            Err(e) => quarantine::last_resort(&mut self.free[class as usize]).ok_or(e),
+        }
+    }
+
+    /// A record of class `class` never handed out before.
+    fn fresh(&mut self, class: u32) -> io::Result<usize> {
         if self.base == 0 {
             self.reserve()?;
         }
@@ -126,9 +145,9 @@ impl Slab {
         Ok(self.base + start)
     }
 
-    /// Returns a record to its class's free list.
+    /// Queues a freed record of `class` for reuse after the quarantine.
     pub fn free(&mut self, p: usize, class: u32) {
-        self.free[class as usize].push(p);
+        self.free[class as usize].push_back(p);
     }
 
     /// Reserves the arena: 64 GiB of address space where it is free (1 GiB
