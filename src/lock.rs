@@ -7,7 +7,8 @@
 //! instrumented, but a contended lock is acquired inside std
 //! (`lock_contended`), where TSan sees no acquire; every access the lock
 //! protects then looks like a race with the previous holder's (measured:
-//! 300+ reports in tests/calls.rs alone, all on data under these locks).
+//! most of 344 reports, 210 of them in tests/calls.rs; docs/design.md,
+//! "Sanitizers and Miri").
 //! `__tsan_acquire` after locking and `__tsan_release` before unlocking, on
 //! the mutex's address, add the edge std's own code makes. Only in builds
 //! with `-Zsanitizer=thread` (cfg `statictramp_tsan`, set by build.rs;
