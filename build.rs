@@ -156,6 +156,13 @@ fn main() {
     if target.record.native_raw_api {
         println!("cargo:rustc-cfg=native_raw_api");
     }
+    // A ThreadSanitizer build (-Zsanitizer=thread, scripts/sanitize):
+    // src/lock.rs tells TSan about locks std takes out of its sight.
+    println!("cargo:rustc-check-cfg=cfg(statictramp_tsan)");
+    let sanitizers = env::var("CARGO_CFG_SANITIZE").unwrap_or_default();
+    if sanitizers.split(',').any(|s| s == "thread") {
+        println!("cargo:rustc-cfg=statictramp_tsan");
+    }
     // For the packages that link this one (`links` in Cargo.toml).
     println!("cargo:cdylib_link_args={}", target.cdylib_link_args);
 }

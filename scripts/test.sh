@@ -33,20 +33,29 @@
 #      abi/xcheck (libffi 3.6's ffi_call against our classification) and
 #      abi/xcheck/i386 (GCC-compiled i686 callers against our i386 Plans)
 #   9. compat/testsuite/run.py: libffi's own closure tests, 5 configurations
-#  10. scripts/test-i686: the i686 toolchain (Debian's rustc-web 1.85 and
+#  10. scripts/sanitize address thread: the runtime's tests (package
+#      statictramp, and statictramp-abi's) built with -Zsanitizer=address
+#      (LeakSanitizer on) and -Zsanitizer=thread, each test that cannot run
+#      there excluded by name with its reason in the output; then Miri for
+#      statictramp-abi where a toolchain has it, else the summary says
+#      "not run" and why, and statictramp-abi's tests run in the debug
+#      profile (overflow checks) in its place (scripts/sanitize abi-debug)
+#  11. scripts/test-i686: the i686 toolchain (Debian's rustc-web 1.85 and
 #      i386 std, i686-linux-gnu-gcc, libffi-dev:i386; installed by
 #      scripts/lib/cross-target when missing), statictramp-abi's tests for
 #      i686, the i686 preload library and the runtime's tests built for
 #      i686 and run natively with it, libffi 3.6 built for i686, and a
 #      libffi smoke test run natively
-#  11. compat/testsuite/run.py --target i686-unknown-linux-gnu: libffi's
+#  12. compat/testsuite/run.py --target i686-unknown-linux-gnu: libffi's
 #      closure tests built for i686 (with the stdcall/thiscall/fastcall
 #      variants) in the same 5 configurations, against libffi:i386 and
 #      libffi 3.6 for i686, with the i686 preload library
 #
 # Every step runs even if an earlier one failed (except when the toolchain
 # or a step's prerequisite is missing), so one run shows all failures; the
-# summary lists each step's result and time. Exit status 0 only if all passed.
+# summary lists each step's result and time, and what could not run here
+# ("not run", with the reason: Miri without a toolchain that has it).
+# Exit status 0 only if every step that ran passed.
 #
 # Usage: scripts/test.sh [--fail-fast]
 # Env:   STATICTRAMP_SKIP_APT=1   do not touch system packages
@@ -98,6 +107,16 @@ step() {
     return "$rc"
 }
 
+# not_run NAME REASON: records a check this machine cannot run, neither
+# passed nor failed.
+not_run() {
+    header "$1"
+    echo "not run: $2"
+    results+=("n/a   $(printf "%5s" -)  $1: not run — $2")
+    not_run_count=$((not_run_count + 1))
+}
+not_run_count=0
+
 summary() {
     header "summary"
     local r
@@ -108,6 +127,10 @@ summary() {
     if ((failed)); then
         echo "${red}${bold}test.sh: FAILED${reset}"
         exit 1
+    fi
+    if ((not_run_count)); then
+        echo "${green}${bold}test.sh: all that ran passed${reset}; not run: $not_run_count (n/a above, with the reason)"
+        exit 0
     fi
     echo "${green}${bold}test.sh: all passed${reset}"
     exit 0
@@ -138,6 +161,7 @@ declare -A packages=(
     [gir1.2-glib-2.0]="GLib's introspection data for python3-gi"
     [ruby]="Ruby with Fiddle closures (compat/programs/fiddle_qsort.rb) under strict mode"
     [perl]="Perl (compat/programs/perl_basics.pl) under strict mode"
+    [llvm]="llvm-symbolizer: symbolizes sanitizer reports, which scripts/lib/*.supp match by function name (scripts/sanitize)"
 )
 
 install_packages() {
@@ -246,6 +270,20 @@ else
     # tests/preload.rs would fail for want of the library: say so once.
     step "cargo test --release --workspace (without the preload library)" \
         cargo test --release --workspace
+fi
+
+# The runtime's tests under ASan (+LSan) and TSan; needs no preload library
+# (the tests that run one are excluded there: they run no instrumented code).
+step "sanitizers: the runtime's tests under AddressSanitizer+LeakSanitizer and ThreadSanitizer (scripts/sanitize)" \
+    scripts/sanitize address thread
+# Miri where a toolchain has it; else "not run" with the reason (never
+# "ok"), and statictramp-abi's tests with overflow checks in its place.
+if miri_why=$(scripts/sanitize miri-available); then
+    step "Miri: statictramp-abi (scripts/sanitize miri)" scripts/sanitize miri
+else
+    not_run "Miri: statictramp-abi" "$miri_why"
+    step "statictramp-abi in the debug profile, overflow checks on, in place of Miri (scripts/sanitize abi-debug)" \
+        scripts/sanitize abi-debug
 fi
 
 # Last, and in a process of its own: it points cargo at Debian's rustc

@@ -29,7 +29,7 @@ fn headers() -> &'static Mutex<HashMap<usize, &'static Header>> {
 
 /// The foreign-header table's lock, held across fork (src/fork.rs).
 pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
-    Box::new(headers().lock().unwrap_or_else(|e| e.into_inner()))
+    Box::new(crate::lock::lock(headers()))
 }
 
 /// Prepares a closure on memory we did not allocate, which the caller
@@ -49,7 +49,7 @@ pub unsafe fn prep(
     fun: Fun,
     user_data: *mut c_void,
 ) {
-    let mut map = headers().lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = crate::lock::lock(headers());
     let h: &'static Header = map.entry(closure as usize).or_insert_with(|| {
         Box::leak(Box::new(Header {
             entry: AtomicUsize::new(record::trap_entry()),

@@ -29,6 +29,7 @@ mod dispatch;
 mod foreign;
 pub(crate) mod fork;
 pub mod layout;
+mod lock;
 mod map;
 pub mod owner;
 pub mod plan;

@@ -89,7 +89,7 @@ fn interned() -> &'static Mutex<Interned> {
 
 /// The plan table's lock, held across fork (src/fork.rs).
 pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
-    Box::new(interned().lock().unwrap_or_else(|e| e.into_inner()))
+    Box::new(crate::lock::lock(interned()))
 }
 
 /// The compiled plan for `sig`, classified on first use and shared by every
@@ -100,7 +100,7 @@ pub fn intern(sig: Signature) -> Result<&'static Compiled, ClassifyError> {
 
 /// [`intern`] for closures whose handler receives `raw` arguments.
 pub fn intern_mode(sig: Signature, raw: RawMode) -> Result<&'static Compiled, ClassifyError> {
-    let mut map = interned().lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = crate::lock::lock(interned());
     let key = (sig, raw);
     if let Some(c) = map.get(&key) {
         return Ok(c);

@@ -9,13 +9,14 @@
 //! queue. Reuse follows the quarantine (src/quarantine.rs).
 #![allow(unsafe_code)]
 
+use crate::lock::Guard;
 use crate::quarantine::{self, Fifo};
 use crate::record::{self, FREED, IDLE};
 use crate::slab::Slab;
 use crate::table::{self, Slot, SlotError, Slots};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 /// A trampoline slot and a record it serves: its own record for an
 /// `ffi_closure`-sized closure (class 0), or one from the arena.
@@ -129,18 +130,16 @@ impl Fifo for FreedList {
     }
 }
 
-fn pool() -> MutexGuard<'static, Pool> {
+fn pool() -> Guard<'static, Pool> {
     static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
-    POOL.get_or_init(|| {
+    crate::lock::lock(POOL.get_or_init(|| {
         crate::fork::register();
         Mutex::new(Pool {
             slots: Slots::new(),
             slab: Slab::new(),
             freed: FreedList::new(),
         })
-    })
-    .lock()
-    .unwrap_or_else(|e| e.into_inner())
+    }))
 }
 
 /// The pool's lock, held across fork (src/fork.rs).

@@ -104,7 +104,7 @@ pub fn refused(status: &'static str, why: &dyn std::fmt::Display) {
     if !on() {
         return;
     }
-    let mut r = REFUSED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut r = crate::lock::lock(&REFUSED);
     match r.iter_mut().find(|(s, _, _)| *s == status) {
         Some((_, n, _)) => *n += 1,
         None => r.push((status, 1, why.to_string())),

@@ -190,27 +190,27 @@ static SPARE: Mutex<Vec<&'static AtomicIsize>> = Mutex::new(Vec::new());
 
 /// The live-count registry's locks, held across fork (src/fork.rs).
 pub(crate) fn lock_counters_for_fork() -> Box<dyn std::any::Any> {
-    Box::new(COUNTERS.lock().unwrap_or_else(|e| e.into_inner()))
+    Box::new(crate::lock::lock(&COUNTERS))
 }
 
 /// See [`lock_counters_for_fork`].
 pub(crate) fn lock_spare_for_fork() -> Box<dyn std::any::Any> {
-    Box::new(SPARE.lock().unwrap_or_else(|e| e.into_inner()))
+    Box::new(crate::lock::lock(&SPARE))
 }
 
 fn counter() -> &'static AtomicIsize {
     crate::fork::register();
-    let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let spare = crate::lock::lock(&SPARE).pop();
     let c = spare.unwrap_or_else(|| Box::leak(Box::new(AtomicIsize::new(0))));
-    COUNTERS.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    crate::lock::lock(&COUNTERS).push(c);
     c
 }
 
 fn retire_counter(c: &'static AtomicIsize) {
-    let mut all = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = crate::lock::lock(&COUNTERS);
     RETIRED.fetch_add(c.swap(0, Ordering::AcqRel), Ordering::AcqRel);
     all.retain(|x| !std::ptr::eq(*x, c));
-    SPARE.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    crate::lock::lock(&SPARE).push(c);
 }
 
 /// Adds `delta` to this thread's live count (or to the retired total when
@@ -225,7 +225,7 @@ pub fn count(delta: isize) {
 
 /// Closures allocated and not freed, over all threads.
 pub fn live() -> usize {
-    let all = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let all = crate::lock::lock(&COUNTERS);
     let sum: isize = all.iter().map(|c| c.load(Ordering::Acquire)).sum::<isize>()
         + RETIRED.load(Ordering::Acquire);
     sum.max(0) as usize

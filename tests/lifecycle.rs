@@ -173,6 +173,13 @@ fn leak_elems(v: &[*mut ffi_type]) -> *mut *mut ffi_type {
     Box::leak(v.into_boxed_slice()).as_mut_ptr()
 }
 
+/// `v`, alive for the rest of the process (cifs and types that closures
+/// point to). scripts/lib/lsan.supp names this helper: LeakSanitizer
+/// reports such values once no pointer to them is left.
+fn leak_value<T>(v: T) -> &'static mut T {
+    Box::leak(Box::new(v))
+}
+
 #[test]
 fn malformed_types_are_bad_typedef() {
     let _g = serial();
@@ -273,7 +280,7 @@ fn malformed_types_are_bad_typedef() {
             ),
         ];
         for (what, cif) in cases {
-            let cif = Box::leak(Box::new(cif));
+            let cif = leak_value(cif);
             assert_eq!(
                 prep(cl, cif, h(add_plus_ud), null_mut(), code),
                 FFI_BAD_TYPEDEF,
@@ -281,7 +288,7 @@ fn malformed_types_are_bad_typedef() {
             );
         }
         // Control: the same machinery accepts a well-formed hand-written cif.
-        let good = Box::leak(Box::new(raw_cif(2, leak_elems(&[s32, s32]), s32)));
+        let good = leak_value(raw_cif(2, leak_elems(&[s32, s32]), s32));
         assert_eq!(
             prep(cl, good, h(add_plus_ud), null_mut(), code),
             FFI_OK,
@@ -341,7 +348,7 @@ fn stated_struct_layouts_are_accepted() {
             ("no elements, size 8", raw_cif(1, one(no_elements), s32)),
             ("nested stated layout", raw_cif(1, one(nested), s32)),
         ] {
-            let cif = Box::leak(Box::new(cif));
+            let cif = leak_value(cif);
             assert_eq!(
                 prep(cl, cif, h(add_plus_ud), null_mut(), code),
                 FFI_OK,
@@ -1026,9 +1033,8 @@ fn a_cif_rewritten_in_place_gets_its_new_plan() {
     // array and the struct type are leaked, so they outlive every closure;
     // each closure is called with the signature its cif had at prep.
     unsafe {
-        let cif: *mut ffi_cif = Box::leak(Box::new(std::mem::zeroed()));
-        let args_ptr: *mut *mut ffi_type =
-            Box::leak(Box::new([null_mut::<ffi_type>(); 2])).as_mut_ptr();
+        let cif: *mut ffi_cif = leak_value(std::mem::zeroed());
+        let args_ptr: *mut *mut ffi_type = leak_value([null_mut::<ffi_type>(); 2]).as_mut_ptr();
         let prep_cif = move |n: u32, rtype: *mut ffi_type| {
             let st = ffi_prep_cif(cif, ffi_abi_FFI_DEFAULT_ABI, n, rtype, args_ptr);
             assert_eq!(st, ffi_status_FFI_OK);
@@ -1069,17 +1075,17 @@ fn a_cif_rewritten_in_place_gets_its_new_plan() {
 
         // A struct type whose elements change in place: first
         // { int64, int64 } (INTEGER class), then { double, double } (SSE).
-        let elems: &'static mut [*mut ffi_type; 3] = Box::leak(Box::new([
+        let elems: &'static mut [*mut ffi_type; 3] = leak_value([
             &raw mut ffi_type_sint64,
             &raw mut ffi_type_sint64,
             null_mut(),
-        ]));
-        let st: *mut ffi_type = Box::leak(Box::new(ffi_type {
+        ]);
+        let st: *mut ffi_type = leak_value(ffi_type {
             size: 0,
             alignment: 0,
             type_: FFI_TYPE_STRUCT,
             elements: elems.as_mut_ptr(),
-        }));
+        });
         *args_ptr = st;
         prep_cif(1, &raw mut ffi_type_sint64);
         let (cl, code) = alloc(0).unwrap();
@@ -1108,12 +1114,12 @@ fn a_cif_rewritten_in_place_gets_its_new_plan() {
 
         // FFI_TYPE_INT reads as sint32: a different raw type code for the
         // same signature still gets a working plan.
-        let int_t: *mut ffi_type = Box::leak(Box::new(ffi_type {
+        let int_t: *mut ffi_type = leak_value(ffi_type {
             size: 4,
             alignment: 4,
             type_: FFI_TYPE_INT,
             elements: null_mut(),
-        }));
+        });
         args_ptr.write(&raw mut ffi_type_sint32);
         args_ptr.add(1).write(&raw mut ffi_type_sint32);
         prep_cif(2, &raw mut ffi_type_sint32);

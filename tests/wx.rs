@@ -273,6 +273,7 @@ fn owns_code_live_freed_and_foreign() {
     assert_eq!(owns(last + 16), 0, "slot never handed out");
     // Foreign addresses.
     let local = 0u64;
+    let heap = Box::new(0u64);
     for (what, p) in [
         ("NULL", 0usize),
         ("1", 1),
@@ -285,7 +286,7 @@ fn owns_code_live_freed_and_foreign() {
             "ffi_closure_alloc",
             capi::ffi_closure_alloc as *const () as usize,
         ),
-        ("heap", Box::into_raw(Box::new(0u64)) as usize),
+        ("heap", &raw const *heap as usize),
         ("max", usize::MAX),
         ("max - 15", usize::MAX - 15),
     ] {

@@ -31,10 +31,11 @@
 #![allow(unsafe_code)]
 
 use crate::layout::TEMPLATE_BYTES;
+use crate::lock::Guard;
 use crate::map::page_size;
 use std::ffi::{CStr, CString};
 use std::io;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 /// Where executable copies of the template come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,8 +118,8 @@ static SOURCES: Mutex<Sources> = Mutex::new(Sources {
     last: None,
 });
 
-pub(super) fn lock() -> MutexGuard<'static, Sources> {
-    SOURCES.lock().unwrap_or_else(|e| e.into_inner())
+pub(super) fn lock() -> Guard<'static, Sources> {
+    crate::lock::lock(&SOURCES)
 }
 
 /// The sources' lock, held across fork (src/fork.rs).
