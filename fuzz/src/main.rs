@@ -7,7 +7,7 @@
 //! ```text
 //! statictramp-difffuzz --libffi PATH [--seed S] [--cases N] [--case I] [--compare-libffi]
 //! statictramp-difffuzz --libffi PATH --input FILE [--compare-libffi]
-//! statictramp-difffuzz --write-seeds DIR [--seed S] [--cases N]
+//! statictramp-difffuzz --write-seeds DIR [--seed S] [--cases N | --case I]
 //! ```
 //!
 //! PATH: the libffi.so whose `ffi_prep_cif` and `ffi_call` are the caller
@@ -16,8 +16,8 @@
 //! prints the seed, the case and the command that replays it.
 //! `--input FILE` runs the case a libFuzzer input decodes to (a crash
 //! artifact of fuzz_targets/difffuzz_case.rs), described.
-//! `--write-seeds DIR` writes cases 0..N of seed S as libFuzzer inputs
-//! (the seed corpus, fuzz/seeds/).
+//! `--write-seeds DIR` writes cases 0..N (or case I) of seed S as
+//! libFuzzer inputs named `seedS-caseI` (the seed corpus: fuzz/write-seeds.sh).
 
 use statictramp_fuzz::generate::{self, Case};
 use statictramp_fuzz::libffi::{Libffi, target};
@@ -26,7 +26,7 @@ use statictramp_fuzz::source::{Bytes, Recorder, Rng};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: statictramp-difffuzz --libffi PATH [--seed S] [--cases N] [--case I] \
-                     [--input FILE] [--compare-libffi] | --write-seeds DIR [--seed S] [--cases N]";
+                     [--input FILE] [--compare-libffi] | --write-seeds DIR [--seed S] [--cases N | --case I]";
 
 /// Counts over a run.
 #[derive(Default)]
@@ -80,13 +80,14 @@ fn check(
     }
 }
 
-fn write_seeds(dir: &str, seed: u64, cases: u64) -> ExitCode {
+fn write_seeds(dir: &str, seed: u64, cases: std::ops::Range<u64>) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!("statictramp-difffuzz: {dir}: {e}");
         return ExitCode::from(2);
     }
     let t = target();
-    for i in 0..cases {
+    let n = cases.end - cases.start;
+    for i in cases {
         let mut rec = Recorder {
             inner: Rng::new(generate::case_seed(seed, i)),
             bytes: Vec::new(),
@@ -105,7 +106,7 @@ fn write_seeds(dir: &str, seed: u64, cases: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    println!("wrote {cases} inputs to {dir}");
+    println!("wrote {n} inputs to {dir}");
     ExitCode::SUCCESS
 }
 
@@ -120,14 +121,18 @@ fn main() -> ExitCode {
     let cases: u64 = opt("--cases")
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
+    let only: Option<u64> = opt("--case").and_then(|s| s.parse().ok());
+    let range = match only {
+        Some(i) => i..i + 1,
+        None => 0..cases,
+    };
     if let Some(dir) = opt("--write-seeds") {
-        return write_seeds(&dir, seed, cases);
+        return write_seeds(&dir, seed, range);
     }
     let Some(lib) = opt("--libffi") else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    let only: Option<u64> = opt("--case").and_then(|s| s.parse().ok());
     let compare = args.iter().any(|a| a == "--compare-libffi");
     let ffi = match Libffi::open(&lib) {
         Ok(f) => f,
@@ -154,10 +159,6 @@ fn main() -> ExitCode {
         check(&ffi, &case, compare, true, &file, &replay, &mut tally);
         println!("{case:#?}");
     } else {
-        let range = match only {
-            Some(i) => i..i + 1,
-            None => 0..cases,
-        };
         for i in range {
             let case = generate::case(&t, seed, i);
             let replay = format!(
