@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The libFuzzer step of scripts/test.sh: fuzz/campaign.sh (installs
+# The libFuzzer step of scripts/test.sh: clippy on the target (the
+# workspace's clippy skips it: it needs the libfuzzer feature), then
+# fuzz/campaign.sh (installs
 # cargo-fuzz when missing, builds the target, runs the checked-in seeds
 # once) for DURATION seconds with libffi 3.6 as the caller, in a fresh work
 # directory; then the control: the same target with Debian's libffi 3.4.4
@@ -12,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 duration=${1:-60}
 control=${2:-30}
+cargo clippy -p statictramp-fuzz --features libfuzzer --bins -- -D warnings
 work=$(mktemp -d "${TMPDIR:-/tmp}/statictramp-libfuzzer.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 STATICTRAMP_FUZZ_WORK=$work/libffi36 fuzz/campaign.sh "$duration"
