@@ -37,6 +37,13 @@ pub enum Ty {
     Zeroed,
 }
 
+/// What libffi's walk puts in a byte: nothing, integer, floating (SSE)
+/// or x87 data.
+const DATA_NONE: u8 = 0;
+const DATA_INT: u8 = 1;
+const DATA_SSE: u8 = 2;
+const DATA_X87: u8 = 3;
+
 /// libffi's `FFI_ALIGN(v, a)`; an alignment of 0 gives 0 (the walk
 /// restarts at 0 after a zeroed element).
 pub fn ffi_align(v: usize, a: usize) -> usize {
@@ -133,19 +140,63 @@ impl Ty {
             _ => false,
         }
     }
-    /// The bytes of a value of this type that libffi's `ffi_call` sends
-    /// (1) and those it may not (0), as an argument: where libffi's
-    /// `classify_argument` walk puts the elements (each at
-    /// `FFI_ALIGN(offset, alignment)` from the struct's offset in its
-    /// eightbyte, classes beyond the struct's eightbytes dropped), not
-    /// padding and not long double's 6 unused bytes. For a struct of C
-    /// layout the walk is its layout; for a stated layout these bytes
-    /// reach a register whatever the classes (INTEGER sends its
-    /// eightbyte, SSE 8 bytes or a lone float's 4, NO_CLASS nothing) and
-    /// memory (all of it), so they are what a closure must deliver
-    /// (abi/xcheck checks the same mask byte for byte against our Plans).
+    /// The bytes where libffi's `classify_argument` walk puts data (1),
+    /// the rest 0: each element at `FFI_ALIGN(offset, alignment)` from the
+    /// struct's offset in its eightbyte, classes beyond the struct's
+    /// eightbytes dropped, not padding and not long double's 6 unused
+    /// bytes. For a struct of C layout the walk is its layout.
     pub fn mask(&self) -> Vec<u8> {
-        let mut m = vec![0u8; self.size()];
+        self.walk()
+            .iter()
+            .map(|&k| u8::from(k != DATA_NONE))
+            .collect()
+    }
+    /// The bytes of an argument of this type that libffi's `ffi_call`
+    /// sends, which a closure must deliver: for a struct of C layout its
+    /// layout without padding ([`Ty::mask`]). For a struct of stated
+    /// layout, all of them where it goes whole (in memory: by Win64's and
+    /// i386's rules, over 16 bytes or with an x87 class on UNIX64);
+    /// otherwise (`regs_by_walk`: UNIX64, up to 16 bytes) per eightbyte as
+    /// the walk classes it: one with integer data whole (INTEGER), one
+    /// with only a float at its start 4 bytes (SSESF), one with other
+    /// floating data 8 bytes (SSE), one without data nothing (NO_CLASS);
+    /// all of them are what `ffi_call` copies for those classes
+    /// (`ffi_call_int`), and so are the value's bytes in memory. So a
+    /// packed struct's bytes in an INTEGER eightbyte are compared even
+    /// where the walk puts no element.
+    pub fn sent_mask(&self, regs_by_walk: bool) -> Vec<u8> {
+        let walk = self.walk();
+        let n = walk.len();
+        if !matches!(
+            self,
+            Ty::Struct {
+                stated: Some(_),
+                ..
+            }
+        ) {
+            return self.mask();
+        }
+        if !regs_by_walk || n > 16 || walk.contains(&DATA_X87) {
+            return vec![1; n];
+        }
+        let mut m = vec![0u8; n];
+        for (k, w) in walk.chunks(8).enumerate() {
+            // INTEGER, or SSE with data past a lone float's 4 bytes.
+            let len = if w.contains(&DATA_INT) || w.iter().skip(4).any(|&d| d == DATA_SSE) {
+                8
+            } else if w.contains(&DATA_SSE) {
+                4
+            } else {
+                0
+            };
+            let lo = 8 * k;
+            m[lo..(lo + len).min(n)].fill(1);
+        }
+        m
+    }
+    /// What the walk puts in each byte (`DATA_*`).
+    fn walk(&self) -> Vec<u8> {
+        let mut m = vec![DATA_NONE; self.size()];
         let n = m.len();
         self.fill_mask(&mut m, 0, 0, n);
         m
@@ -166,10 +217,14 @@ impl Ty {
         match self {
             Ty::Void | Ty::Zeroed => {}
             Ty::Scalar { code, size, .. } => {
-                let n = if *code == code::LONGDOUBLE { 10 } else { *size };
+                let (n, data) = match *code {
+                    code::LONGDOUBLE => (10, DATA_X87),
+                    code::FLOAT | code::DOUBLE => (*size, DATA_SSE),
+                    _ => (*size, DATA_INT),
+                };
                 let end = (at + n).min(hi).min(m.len());
                 if at.max(lo) < end {
-                    m[at.max(lo)..end].fill(1);
+                    m[at.max(lo)..end].fill(data);
                 }
             }
             Ty::Complex(e) => {
@@ -231,6 +286,9 @@ pub struct Target {
     /// Whether `long double` and complex types are allowed with ABI `abi`.
     pub x87_ok: fn(u32) -> bool,
     pub complex_ok: fn(u32) -> bool,
+    /// Whether `ffi_call` passes a small struct by the classes of libffi's
+    /// walk with ABI `abi` (UNIX64), rather than whole ([`Ty::sent_mask`]).
+    pub regs_by_walk: fn(u32) -> bool,
 }
 
 /// One case: a signature and the values of one call.
@@ -244,7 +302,7 @@ pub struct Case {
     /// One value per argument (bytes, size of the type) and the return's.
     pub arg_vals: Vec<Vec<u8>>,
     pub ret_val: Vec<u8>,
-    /// The bytes compared: [`Ty::mask`] per argument, [`Ty::ret_mask`].
+    /// The bytes compared: [`Ty::sent_mask`] per argument, [`Ty::ret_mask`].
     pub arg_masks: Vec<Vec<u8>>,
     pub ret_mask: Vec<u8>,
     /// libffi's `ffi_prep_cif` must refuse the signature (a zero-sized
@@ -403,7 +461,8 @@ pub fn case_from(target: &Target, r: &mut dyn Source) -> Case {
             n => args[r.below(n as u64) as usize] = z,
         }
     }
-    let arg_masks: Vec<Vec<u8>> = args.iter().map(Ty::mask).collect();
+    let by_walk = (target.regs_by_walk)(abi);
+    let arg_masks: Vec<Vec<u8>> = args.iter().map(|t| t.sent_mask(by_walk)).collect();
     let ret_mask = if ret == Ty::Void {
         Vec::new()
     } else {

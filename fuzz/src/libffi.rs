@@ -77,6 +77,7 @@ pub fn target() -> Target {
         abis: &[UNIX64, UNIX64, UNIX64, 3, 4],
         x87_ok: |abi| abi == UNIX64,
         complex_ok: |abi| abi == UNIX64,
+        regs_by_walk: |abi| abi == UNIX64,
     }
 }
 
@@ -93,5 +94,6 @@ pub fn target() -> Target {
         abis: &[1, 1, 5, 8],
         x87_ok: |_| true,
         complex_ok: |_| true,
+        regs_by_walk: |_| false,
     }
 }
