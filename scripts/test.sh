@@ -30,6 +30,9 @@
 #      values, libffi 3.6's ffi_call into statictramp closures and into
 #      libffi's own (verdicts must agree), and a control that must fail
 #      (Debian's libffi 3.4.4 ffi_call and its xmm0 defect);
+#      fuzz/ci.sh: the libFuzzer target on the same generator (cargo-fuzz
+#      installed when missing), its checked-in seeds once, a 60 s campaign,
+#      and the 3.4.4 control that must produce a finding;
 #      abi/xcheck (libffi 3.6's ffi_call against our classification) and
 #      abi/xcheck/i386 (GCC-compiled i686 callers against our i386 Plans)
 #   9. compat/testsuite/run.py: libffi's own closure tests, 5 configurations
@@ -260,6 +263,8 @@ if step "build preload libraries (x86_64 and i686)" build_preload; then
         scripts/test-install
     step "differential fuzzer: 200 000 random signatures, libffi 3.6 ffi_call into statictramp and libffi's own closures (fuzz/run.sh)" \
         fuzz/run.sh 200000 1
+    step "libFuzzer target: cargo-fuzz, seeds once, 60 s campaign, 3.4.4 control (fuzz/ci.sh)" \
+        fuzz/ci.sh 60 30
     step "classifier cross-check: libffi 3.6 ffi_call against our Plans (abi/xcheck)" \
         abi/xcheck/run.sh 3000 "1 2 3"
     step "i386 classifier cross-check: GCC i686 callers against our Plans (abi/xcheck/i386)" \

@@ -221,7 +221,9 @@ unsafe fn type_matches(t: *const FfiType, ty: &Type, depth: usize) -> bool {
         return false;
     }
     if got == code::VOID && depth == 0 {
-        return true; // read_type ignores a void return type's size and alignment
+        // read_type ignores a void return type's size and alignment, but
+        // refuses size 0.
+        return ft.size != 0;
     }
     if ft.size as u64 != ty.size || u64::from(ft.alignment) != ty.align {
         return false;
@@ -255,7 +257,10 @@ unsafe fn type_matches(t: *const FfiType, ty: &Type, depth: usize) -> bool {
 /// its stated size and alignment (CPython's ctypes gives a structure without
 /// `_fields_` a zeroed `ffi_type`: void, size 0, alignment 0, which libffi's
 /// classifier walks with `FFI_ALIGN(offset, 0) == 0`); a `void` argument or
-/// return type reads as [`Type::VOID`].
+/// return type reads as [`Type::VOID`], unless its size is 0: libffi's
+/// `ffi_prep_cif` refuses that one (`initialize_aggregate` finds no
+/// elements), so a cif holding it was not prepared by libffi (found by the
+/// differential fuzzer: ctypes' zeroed `ffi_type` as a return type).
 ///
 /// # Safety
 /// `t` must be NULL or point to a readable `ffi_type`, recursively.
@@ -276,6 +281,7 @@ pub unsafe fn read_type(t: *const FfiType, depth: usize) -> Result<Type, CifErro
         Ok(Type { kind, size, align })
     };
     let ty = match ft.type_ {
+        code::VOID if depth == 0 && ft.size == 0 => Err(CifError::BadType(TypeError::ZeroSize)),
         code::VOID if depth == 0 => Ok(Type::VOID),
         code::VOID => Ok(Type {
             kind: Kind::Void,

@@ -217,6 +217,9 @@ fn malformed_types_are_bad_typedef() {
         let code77 = leak_type(4, 4, 77, null_mut());
         let int_size_8 = leak_type(8, 8, FFI_TYPE_SINT32, null_mut());
         let complex_int = leak_type(8, 4, FFI_TYPE_COMPLEX, leak_elems(&[s32]));
+        // ctypes' type for a Structure without _fields_: all zero (void,
+        // size 0, alignment 0, no elements).
+        let zeroed = leak_type(0, 0, FFI_TYPE_VOID, null_mut());
 
         let one = |t: *mut ffi_type| leak_elems(&[t]);
         let cases: Vec<(&str, ffi_cif)> = vec![
@@ -273,6 +276,10 @@ fn malformed_types_are_bad_typedef() {
                 "nargs u32::MAX, arg_types NULL",
                 raw_cif(u32::MAX, null_mut(), s32),
             ),
+            // ffi_prep_cif refuses a return type of size 0 whatever its
+            // code (found by fuzz/: we used to read it as void).
+            ("zeroed void type (ret)", raw_cif(0, null_mut(), zeroed)),
+            ("zeroed void type (arg)", raw_cif(1, one(zeroed), s32)),
             ("void argument", raw_cif(1, one(void), s32)),
             (
                 "void second argument",
