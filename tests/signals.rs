@@ -285,6 +285,16 @@ static REENTER_CIF: AtomicUsize = AtomicUsize::new(0);
 /// which is when the design says re-entry works (the busy thread cache
 /// sends the handler to the global pool).
 extern "C" fn reenter_on_sigusr1(_sig: c_int) {
+    // A handler must leave errno as it found it: the interrupted thread
+    // may be about to read it.
+    // SAFETY: __errno_location returns this thread's errno, always valid.
+    let saved = unsafe { *libc::__errno_location() };
+    reenter();
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved };
+}
+
+fn reenter() {
     let w = WHERE.load(Ordering::Relaxed) as usize;
     if w == 0 || !STEADY.load(Ordering::Relaxed) {
         return;
