@@ -214,6 +214,13 @@ pub fn main(args: &[OsString]) -> i32 {
                          alone refuses writable+executable memory"
                     );
                 }
+                if let Err(why) = armed.landlock {
+                    eprintln!(
+                        "statictramp run: note: strict mode without Landlock ({why}); writes to \
+                         /proc/<pid>/mem can still change code (`statictramp check` lists what \
+                         stays open)"
+                    );
+                }
             }
             Err(e) => {
                 eprintln!("statictramp run: strict mode unavailable: {e}");

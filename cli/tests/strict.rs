@@ -343,8 +343,8 @@ fn write_tmp(name: &str, bytes: &[u8]) -> PathBuf {
 
 /// Stands in for a restrictive environment when the test binary is
 /// re-executed with `STRICT_TEST_PREFILTER` set: installs a seccomp filter
-/// that makes the kernel look as if it lacked seccomp (`no-seccomp`) or MDWE
-/// (`no-mdwe`), then executes the CLI with the arguments in
+/// that makes the kernel look as if it lacked seccomp (`no-seccomp`), MDWE
+/// (`no-mdwe`) or Landlock (`no-landlock`), then executes the CLI with the arguments in
 /// `STRICT_TEST_ARGS` (separated by \x1f). Without the variable it does
 /// nothing.
 #[test]
@@ -375,6 +375,15 @@ fn prefilter_child() {
         "no-mdwe" => {
             f.add_rule_conditional(einval, prctl, &arg0(65)).unwrap(); // PR_SET_MDWE
             f.add_rule_conditional(einval, prctl, &arg0(66)).unwrap(); // PR_GET_MDWE
+        }
+        "no-landlock" => {
+            // What a kernel without Landlock (before 5.13) answers.
+            let enosys = ScmpAction::Errno(libc::ENOSYS);
+            f.add_rule(
+                enosys,
+                ScmpSyscall::from_name("landlock_create_ruleset").unwrap(),
+            )
+            .unwrap();
         }
         other => panic!("unknown STRICT_TEST_PREFILTER {other}"),
     }
@@ -845,5 +854,46 @@ fn python_glib_ruby_and_perl_run_under_strict_mode() {
     assert!(
         !out.status.success() && !text(&out.stdout).starts_with("ruby ok"),
         "Fiddle closures worked under strict mode without statictramp?"
+    );
+}
+
+#[test]
+fn without_landlock_strict_mode_still_arms_and_check_reports_proc_mem_open() {
+    let probe = probe().to_str().unwrap().to_string();
+    let out = under_prefilter(
+        "no-landlock",
+        &["run", "--strict", "--no-preload", "--", &probe, "code"],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{:?} {err}", out.status);
+    assert!(
+        err.contains("strict mode without Landlock") && err.contains("5.13"),
+        "{err}"
+    );
+    let r = routes(&out);
+    // The seccomp layer's routes stay closed; /proc/self/mem is open.
+    for (name, _) in &CLOSED_BY_STRICT[1..] {
+        assert_eq!(r.get(*name).map(|v| v.0), Some(false), "{name}: {r:#?}");
+    }
+    assert_eq!(CLOSED_BY_STRICT[0].0, "proc-self-mem");
+    assert_eq!(r.get("proc-self-mem").map(|v| v.0), Some(true), "{r:#?}");
+    // `check` warns, says why, and names what closes the route.
+    let out = under_prefilter("no-landlock", &["check"]);
+    let t = text(&out.stdout);
+    let mode = t
+        .lines()
+        .find(|l| l.starts_with("strict mode"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        mode.contains("warn") && mode.contains("landlock: off") && mode.contains("5.13"),
+        "{mode}"
+    );
+    let row = t
+        .lines()
+        .find(|l| l.starts_with("strict: proc-self-mem "))
+        .unwrap_or_else(|| panic!("no open proc-self-mem row in\n{t}"));
+    assert!(
+        row.contains("OPEN") && row.contains("proc_mem.force_override=never"),
+        "{row}"
     );
 }
