@@ -26,6 +26,31 @@ const CHILD_LIMIT: Duration = Duration::from_secs(60);
 /// A larger record (the arena's smallest class above `ffi_closure`).
 const LARGE: usize = 100;
 
+/// How a child case must end.
+enum Ends {
+    /// Killed by SIGABRT with this diagnostic on stderr.
+    Aborts(&'static str),
+    /// Exits successfully.
+    Passes,
+}
+
+/// Runs `case` in a child process (the test `test` re-executed, the test's
+/// name as the child mode) and checks that it printed `progress` (so it got
+/// as far as the point under test) and ended as `ends`.
+fn in_child(test: &str, case: impl FnOnce(), progress: &str, ends: Ends) {
+    if is_child(test) {
+        return case();
+    }
+    let out = run_child(test, test, CHILD_LIMIT);
+    if let Ends::Passes = ends {
+        assert_child_passed(&out);
+    }
+    assert!(out.stderr.contains(progress), "{}", out.describe());
+    if let Ends::Aborts(diagnostic) = ends {
+        assert_aborted_with(&out, diagnostic);
+    }
+}
+
 fn cif() -> *mut libffi_sys::ffi_cif {
     static CIF: OnceLock<usize> = OnceLock::new();
     *CIF.get_or_init(|| cif_int_int_int() as usize) as *mut _
@@ -95,56 +120,32 @@ fn stale_call_within_window(size: usize, mapped: bool) {
 
 #[test]
 fn stale_call_before_the_64th_newer_free_aborts() {
-    if is_child("call63") {
-        return stale_call_within_window(0, false);
-    }
-    let out = run_child(
+    in_child(
         "stale_call_before_the_64th_newer_free_aborts",
-        "call63",
-        CHILD_LIMIT,
+        || stale_call_within_window(0, false),
+        "next allocation is another record",
+        Ends::Aborts("a freed closure was called"),
     );
-    assert!(
-        out.stderr.contains("next allocation is another record"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "a freed closure was called");
 }
 
 #[test]
 fn stale_call_before_the_64th_newer_free_aborts_mapped_slot() {
-    if is_child("call63_mapped") {
-        return stale_call_within_window(0, true);
-    }
-    let out = run_child(
+    in_child(
         "stale_call_before_the_64th_newer_free_aborts_mapped_slot",
-        "call63_mapped",
-        CHILD_LIMIT,
+        || stale_call_within_window(0, true),
+        "next allocation is another record",
+        Ends::Aborts("a freed closure was called"),
     );
-    assert!(
-        out.stderr.contains("next allocation is another record"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "a freed closure was called");
 }
 
 #[test]
 fn stale_call_before_the_64th_newer_free_aborts_large_record() {
-    if is_child("call63_large") {
-        return stale_call_within_window(LARGE, false);
-    }
-    let out = run_child(
+    in_child(
         "stale_call_before_the_64th_newer_free_aborts_large_record",
-        "call63_large",
-        CHILD_LIMIT,
+        || stale_call_within_window(LARGE, false),
+        "next allocation is another record",
+        Ends::Aborts("a freed closure was called"),
     );
-    assert!(
-        out.stderr.contains("next allocation is another record"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "a freed closure was called");
 }
 
 fn second_free_within_window(size: usize) {
@@ -159,38 +160,22 @@ fn second_free_within_window(size: usize) {
 
 #[test]
 fn second_free_before_the_64th_newer_free_aborts() {
-    if is_child("free63") {
-        return second_free_within_window(0);
-    }
-    let out = run_child(
+    in_child(
         "second_free_before_the_64th_newer_free_aborts",
-        "free63",
-        CHILD_LIMIT,
+        || second_free_within_window(0),
+        "63 newer frees done",
+        Ends::Aborts("double free of a closure"),
     );
-    assert!(
-        out.stderr.contains("63 newer frees done"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "double free of a closure");
 }
 
 #[test]
 fn second_free_before_the_64th_newer_free_aborts_large_record() {
-    if is_child("free63_large") {
-        return second_free_within_window(LARGE);
-    }
-    let out = run_child(
+    in_child(
         "second_free_before_the_64th_newer_free_aborts_large_record",
-        "free63_large",
-        CHILD_LIMIT,
+        || second_free_within_window(LARGE),
+        "63 newer frees done",
+        Ends::Aborts("double free of a closure"),
     );
-    assert!(
-        out.stderr.contains("63 newer frees done"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "double free of a closure");
 }
 
 /// After the window: the allocation after QUARANTINE newer frees is X
@@ -212,38 +197,22 @@ fn reuse_unprepared(size: usize) {
 
 #[test]
 fn after_64_newer_frees_the_record_is_reused_and_traps_until_prep() {
-    if is_child("reuse64") {
-        return reuse_unprepared(0);
-    }
-    let out = run_child(
+    in_child(
         "after_64_newer_frees_the_record_is_reused_and_traps_until_prep",
-        "reuse64",
-        CHILD_LIMIT,
+        || reuse_unprepared(0),
+        "reused at the 64th newer free",
+        Ends::Aborts("called before ffi_prep_closure_loc prepared it"),
     );
-    assert!(
-        out.stderr.contains("reused at the 64th newer free"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "called before ffi_prep_closure_loc prepared it");
 }
 
 #[test]
 fn after_64_newer_frees_the_record_is_reused_and_traps_until_prep_large_record() {
-    if is_child("reuse64_large") {
-        return reuse_unprepared(LARGE);
-    }
-    let out = run_child(
+    in_child(
         "after_64_newer_frees_the_record_is_reused_and_traps_until_prep_large_record",
-        "reuse64_large",
-        CHILD_LIMIT,
+        || reuse_unprepared(LARGE),
+        "reused at the 64th newer free",
+        Ends::Aborts("called before ffi_prep_closure_loc prepared it"),
     );
-    assert!(
-        out.stderr.contains("reused at the 64th newer free"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "called before ffi_prep_closure_loc prepared it");
 }
 
 /// After the window, once the new owner prepared the record: a stale call
@@ -283,40 +252,22 @@ fn reuse_prepared(size: usize) {
 
 #[test]
 fn after_reuse_stale_call_and_free_reach_the_new_owner() {
-    if is_child("reuse64_prepped") {
-        return reuse_prepared(0);
-    }
-    let out = run_child(
+    in_child(
         "after_reuse_stale_call_and_free_reach_the_new_owner",
-        "reuse64_prepped",
-        CHILD_LIMIT,
+        || reuse_prepared(0),
+        "stale free freed the new owner's closure",
+        Ends::Aborts("double free of a closure"),
     );
-    assert!(
-        out.stderr
-            .contains("stale free freed the new owner's closure"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "double free of a closure");
 }
 
 #[test]
 fn after_reuse_stale_call_and_free_reach_the_new_owner_large_record() {
-    if is_child("reuse64_prepped_large") {
-        return reuse_prepared(LARGE);
-    }
-    let out = run_child(
+    in_child(
         "after_reuse_stale_call_and_free_reach_the_new_owner_large_record",
-        "reuse64_prepped_large",
-        CHILD_LIMIT,
+        || reuse_prepared(LARGE),
+        "stale free freed the new owner's closure",
+        Ends::Aborts("double free of a closure"),
     );
-    assert!(
-        out.stderr
-            .contains("stale free freed the new owner's closure"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "double free of a closure");
 }
 
 /// A closure allocated on thread A and freed on thread B waits in B's
@@ -360,38 +311,21 @@ fn across_threads(reuse: bool) {
 
 #[test]
 fn freed_by_another_thread_the_stale_call_aborts_after_563_newer_frees() {
-    if is_child("threads") {
-        return across_threads(false);
-    }
-    let out = run_child(
+    in_child(
         "freed_by_another_thread_the_stale_call_aborts_after_563_newer_frees",
-        "threads",
-        CHILD_LIMIT,
+        || across_threads(false),
+        "A made 500 newer frees",
+        Ends::Aborts("a freed closure was called"),
     );
-    assert!(
-        out.stderr.contains("A made 500 newer frees"),
-        "{}",
-        out.describe()
-    );
-    assert_aborted_with(&out, "a freed closure was called");
 }
 
 #[test]
 fn freed_by_another_thread_the_record_returns_to_that_thread() {
-    if is_child("threads_reuse") {
-        return across_threads(true);
-    }
-    let out = run_child(
+    in_child(
         "freed_by_another_thread_the_record_returns_to_that_thread",
-        "threads_reuse",
-        CHILD_LIMIT,
-    );
-    assert_child_passed(&out);
-    assert!(
-        out.stderr
-            .contains("B got the record back at its 64th newer free"),
-        "{}",
-        out.describe()
+        || across_threads(true),
+        "B got the record back at its 64th newer free",
+        Ends::Passes,
     );
 }
 
@@ -455,19 +389,10 @@ fn freed_by_an_exiting_thread() {
 
 #[test]
 fn freed_by_an_exiting_thread_the_record_waits_in_the_global_pool() {
-    if is_child("exit") {
-        return freed_by_an_exiting_thread();
-    }
-    let out = run_child(
+    in_child(
         "freed_by_an_exiting_thread_the_record_waits_in_the_global_pool",
-        "exit",
-        CHILD_LIMIT,
-    );
-    assert_child_passed(&out);
-    assert!(
-        out.stderr
-            .contains("64 queued behind: reused by the next refill"),
-        "{}",
-        out.describe()
+        || freed_by_an_exiting_thread(),
+        "64 queued behind: reused by the next refill",
+        Ends::Passes,
     );
 }
