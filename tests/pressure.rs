@@ -10,7 +10,6 @@
 mod support;
 
 use std::os::raw::c_void;
-use std::ptr::null_mut;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -259,39 +258,12 @@ fn threads_churn_into_an_address_space_limit() {
 #[test]
 fn threads_churn_into_the_map_count() {
     if is_child("pressure_maps") {
-        let mut pages: Vec<usize> = Vec::with_capacity(1 << 20);
+        let mut pages = Vec::new();
         let t = Instant::now();
         let results = churn_under(|| {
-            // Fill the map count with single pages that cannot merge, then
-            // leave room for a few mappings.
-            loop {
-                let prot = if pages.len() % 2 == 0 {
-                    libc::PROT_READ
-                } else {
-                    libc::PROT_NONE
-                };
-                // SAFETY: a fresh anonymous mapping.
-                let p = unsafe {
-                    libc::mmap(
-                        null_mut(),
-                        4096,
-                        prot,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                        -1,
-                        0,
-                    )
-                };
-                if p == libc::MAP_FAILED {
-                    break;
-                }
-                pages.push(p as usize);
-                assert!(pages.len() < pages.capacity(), "mmap never failed");
-            }
-            for _ in 0..6 {
-                let p = pages.remove(pages.len() / 2);
-                // SAFETY: one of the filler pages.
-                assert_eq!(unsafe { libc::munmap(p as *mut c_void, 4096) }, 0);
-            }
+            // Fill the map count, then leave room for a few mappings.
+            pages = fill_map_count();
+            unmap_fillers(&mut pages, 6);
         });
         check_and_free(
             results,

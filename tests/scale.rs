@@ -7,7 +7,6 @@ mod support;
 use statictramp::capi;
 use std::collections::VecDeque;
 use std::os::raw::c_void;
-use std::ptr::null_mut;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use support::*;
@@ -401,45 +400,13 @@ fn exhaust_map_count() {
     if is_child("map_count") {
         let cif = cif_u64_u64();
         let mut v = Vec::with_capacity(4_000_000);
-        let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-            .map(|s| s.trim().parse().unwrap())
-            .unwrap_or(65530);
-        let mut pages: Vec<usize> = Vec::with_capacity(max + 16);
-        println!("REPORT start: {} VMAs, vm.max_map_count {max}", vma_count());
+        println!("REPORT start: {} VMAs", vma_count());
         let t = Instant::now();
-        // Fill the map count with single pages that cannot merge.
-        loop {
-            let prot = if pages.len() % 2 == 0 {
-                libc::PROT_READ
-            } else {
-                libc::PROT_NONE
-            };
-            let p = unsafe {
-                libc::mmap(
-                    null_mut(),
-                    4096,
-                    prot,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                break;
-            }
-            pages.push(p as usize);
-            assert!(pages.len() <= max + 16, "mmap never failed");
-        }
+        let mut pages = fill_map_count();
         let full = vma_count();
         let t_fill = t.elapsed();
         // Leave room for a few mappings.
-        let unmap = |pages: &mut Vec<usize>, k: usize| {
-            for _ in 0..k {
-                let p = pages.remove(pages.len() / 2);
-                assert_eq!(unsafe { libc::munmap(p as *mut c_void, 4096) }, 0);
-            }
-        };
-        unmap(&mut pages, 10);
+        unmap_fillers(&mut pages, 10);
         let t = Instant::now();
         let exhausted = allocate_until_null(cif, &mut v, 4_000_000);
         let n = v.len();
@@ -458,7 +425,7 @@ fn exhaust_map_count() {
         assert!(n > 0, "not even one closure");
         verify(&v, "after ENOMEM");
         // More room: allocation resumes, old and new closures work.
-        unmap(&mut pages, 30);
+        unmap_fillers(&mut pages, 30);
         let again = allocate_until_null(cif, &mut v, 4_000_000);
         println!(
             "REPORT 30 more unmapped: {} closures in all ({} more), ENOMEM again: {again}",
@@ -471,6 +438,7 @@ fn exhaust_map_count() {
         );
         verify(&v, "after resuming");
         for p in pages.drain(..) {
+            // SAFETY: a filler page fill_map_count mapped, unmapped once.
             unsafe { libc::munmap(p as *mut c_void, 4096) };
         }
         verify(&v, "after unmapping the filler");

@@ -466,3 +466,50 @@ pub fn ud(n: u64) -> *mut c_void {
 /// 64-bit target, 1 << 30 on a 32-bit one): a value no narrower copy of
 /// the pointer would keep.
 pub const BIG_UD: u64 = 1 << (usize::BITS - 2);
+
+// ---- the map count ------------------------------------------------------
+
+/// Fills this process's map count (vm.max_map_count) with single anonymous
+/// pages that cannot merge (PROT_READ and PROT_NONE in turn) until mmap
+/// fails; returns their addresses.
+pub fn fill_map_count() -> Vec<usize> {
+    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map(|s| s.trim().parse().unwrap())
+        .unwrap_or(65530);
+    let mut pages: Vec<usize> = Vec::with_capacity(max + 16);
+    loop {
+        let prot = if pages.len() % 2 == 0 {
+            libc::PROT_READ
+        } else {
+            libc::PROT_NONE
+        };
+        // SAFETY: a fresh anonymous mapping the kernel places; it overlaps
+        // nothing.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                prot,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return pages;
+        }
+        pages.push(p as usize);
+        assert!(pages.len() <= max + 16, "mmap never failed");
+    }
+}
+
+/// Unmaps `k` of the filler pages (from the middle, so that no two freed
+/// neighbours merge with anything), leaving room for about `k` mappings.
+pub fn unmap_fillers(pages: &mut Vec<usize>, k: usize) {
+    for _ in 0..k {
+        let p = pages.remove(pages.len() / 2);
+        // SAFETY: a page fill_map_count mapped, unmapped once (removed from
+        // the list here).
+        assert_eq!(unsafe { libc::munmap(p as *mut c_void, 4096) }, 0);
+    }
+}
