@@ -391,7 +391,7 @@ fn freed_by_an_exiting_thread() {
 fn freed_by_an_exiting_thread_the_record_waits_in_the_global_pool() {
     in_child(
         "freed_by_an_exiting_thread_the_record_waits_in_the_global_pool",
-        || freed_by_an_exiting_thread(),
+        freed_by_an_exiting_thread,
         "64 queued behind: reused by the next refill",
         Ends::Passes,
     );
