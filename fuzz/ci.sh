@@ -18,7 +18,7 @@ cargo clippy -p statictramp-fuzz --features libfuzzer --bins -- -D warnings
 work=$(mktemp -d "${TMPDIR:-/tmp}/statictramp-libfuzzer.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 STATICTRAMP_FUZZ_WORK=$work/libffi36 fuzz/campaign.sh "$duration"
-system=$(ldconfig -p | awk '/libffi\.so\.8 .*x86-64/ {print $NF; exit}')
+system=$(ldconfig -p | awk '/libffi\.so\.8 .*x86-64/ && !found {print $NF; found = 1}')
 [[ -n $system ]] || { echo "fuzz/ci.sh: no system libffi.so.8 for the control" >&2; exit 1; }
 out=$(STATICTRAMP_FUZZ_WORK=$work/control STATICTRAMP_FUZZ_CALLER=$system \
     fuzz/campaign.sh "$control" 2>&1) && {

@@ -17,7 +17,7 @@ bin=target/release/statictramp-difffuzz
 for seed in $seeds; do
     "$bin" --libffi "$prefix/lib/libffi.so.8" --seed "$seed" --cases "$cases" --compare-libffi
 done
-system=$(ldconfig -p | awk '/libffi\.so\.8 .*x86-64/ {print $NF; exit}')
+system=$(ldconfig -p | awk '/libffi\.so\.8 .*x86-64/ && !found {print $NF; found = 1}')
 [[ -n $system ]] || { echo "fuzz/run.sh: no system libffi.so.8 for the control" >&2; exit 1; }
 out=$("$bin" --libffi "$system" --seed 1 --cases 20000 --compare-libffi) && {
     echo "fuzz/run.sh: the control with $system found nothing: the checker cannot fail?" >&2
