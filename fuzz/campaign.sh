@@ -8,7 +8,7 @@
 # the artifact, the commands that replay it and the decoded case, and
 # fails.
 #
-# libFuzzer runs in sessions of at most STATICTRAMP_FUZZ_SESSION seconds
+# libFuzzer runs in rounds of at most STATICTRAMP_FUZZ_ROUND seconds
 # (default 120) over the same corpus: statictramp interns one plan per
 # signature for the life of the process (by design), and nearly every
 # input is a new signature, so one long process would grow without bound
@@ -19,7 +19,7 @@
 #   JOBS      parallel libFuzzer processes on the shared corpus (default 1)
 # Env: STATICTRAMP_FUZZ_WORK     work directory (default target/fuzz-campaign:
 #                                corpus/, artifacts/, logs/)
-#      STATICTRAMP_FUZZ_SESSION  seconds per libFuzzer process (default 120)
+#      STATICTRAMP_FUZZ_ROUND    seconds per libFuzzer process (default 120)
 #      STATICTRAMP_FUZZ_SANITIZER  cargo fuzz --sanitizer (default address)
 #      STATICTRAMP_FUZZ_CALLER   the caller's libffi.so (default libffi 3.6
 #                                from scripts/build-libffi36; Debian's 3.4.4
@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 duration=${1:?usage: fuzz/campaign.sh DURATION [JOBS]}
 jobs=${2:-1}
-session=${STATICTRAMP_FUZZ_SESSION:-120}
+round=${STATICTRAMP_FUZZ_ROUND:-120}
 sanitizer=${STATICTRAMP_FUZZ_SANITIZER:-address}
 work=${STATICTRAMP_FUZZ_WORK:-target/fuzz-campaign}
 target=difffuzz_case
@@ -93,14 +93,14 @@ fi
 log "seeds: $(ls "$seeds" | wc -l) inputs passed ($(grep -o 'cov: [0-9]* ft: [0-9]*' "$seedlog" | tail -1))"
 ((duration > 0)) || exit 0
 
-# One job: sessions until DURATION is used up; each appends to its log.
+# One job: rounds until DURATION is used up; each appends to its log.
 run_job() {
     local j=$1 end=$((SECONDS + duration)) t rc
     local logfile=$work/logs/job$j.log
     : >"$logfile"
     while ((SECONDS < end)); do
         t=$((end - SECONDS))
-        ((t > session)) && t=$session
+        ((t > round)) && t=$round
         rc=0
         "$bin" -max_total_time="$t" -rss_limit_mb=4096 -print_final_stats=1 \
             -artifact_prefix="$work/artifacts/" "$work/corpus" >>"$logfile" 2>&1 || rc=$?
