@@ -43,6 +43,7 @@ mod stats;
 pub mod table;
 mod thread_cache;
 mod thread_state;
+mod tls_word;
 pub mod types;
 
 pub mod capi;

@@ -1,8 +1,9 @@
 //! This thread's state: its cache of (slot, record) pairs and its cache of
 //! plans by cif address, reached through one TLS word
 //! (`statictramp_thread_state`, defined in the assembly of each
-//! architecture and reached by `crate::arch::tls_word`: a TLS descriptor
-//! whose offset is cached when it is static, src/arch/<arch>/tls.rs).
+//! architecture and reached by `crate::tls_word::word`: a TLS descriptor
+//! whose offset is cached when it is static, src/tls_word.rs; the access
+//! itself is src/arch/<arch>/tls.rs).
 //!
 //! Why not `thread_local!`: in a shared object (the preload library, or the
 //! staticlib linked into a Python extension) Rust's thread locals use the
@@ -55,7 +56,7 @@ pub struct Inner {
 /// architecture's: src/arch/<arch>/).
 #[inline(always)]
 fn word() -> *mut usize {
-    crate::arch::tls_word()
+    crate::tls_word::word()
 }
 
 /// Runs `f` on this thread's state, creating it on first use. `None` when

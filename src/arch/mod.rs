@@ -15,7 +15,10 @@
 //!   raw closures of a native raw API need);
 //! - `FRAME_STACK_ARGS`, `FRAME_RET_BUF_PTR`: the two frame offsets the
 //!   generic dispatcher needs besides the Plan's own;
-//! - `tls_word()`: the address of this thread's state word;
+//! - `tls`: `thread_pointer()`, `descriptor_offset()` (this thread's
+//!   state word's offset from it, through the TLS descriptor) and
+//!   `first_access()` (that offset, and whether it is the same in every
+//!   thread), around which src/tls_word.rs caches the offset;
 //! - `classic_trampoline(header)`: the `tramp[]` bytes for closures on
 //!   foreign memory, and `sync_code(data, code, len)`, which makes such
 //!   freshly written instructions visible to instruction fetch (at the

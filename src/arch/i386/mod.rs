@@ -6,9 +6,7 @@
 //! dispatcher, and fast entries that call the handler themselves.
 #![allow(unsafe_code)]
 
-mod tls;
-
-pub use tls::word as tls_word;
+pub mod tls;
 
 use crate::layout::{
     FAST_AVALUE, FAST_BUF_PTR, FAST_MAX_ARGS, FAST_POP_4, FAST_POP_COUNT, FAST_POP_N,

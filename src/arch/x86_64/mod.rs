@@ -4,10 +4,9 @@
 //! asm/x86_64/.
 
 mod entries;
-mod tls;
+pub mod tls;
 
 pub use entries::{EntryData, EntryKind, select as select_entry};
-pub use tls::word as tls_word;
 
 use crate::layout::FRAME_STACK_PTR;
 use crate::record::TRAMP_SIZE;
