@@ -203,18 +203,6 @@ fn allocate_again(what: &str) {
     println!("REPORT {what}: 2000 closures allocated, called and freed");
 }
 
-fn report(out: &ChildOutput, what: &str) {
-    assert_child_passed(out);
-    let mut any = false;
-    for line in out.stdout.lines() {
-        if let Some(at) = line.find("REPORT ") {
-            println!("{what}: {}", &line[at + 7..]);
-            any = true;
-        }
-    }
-    assert!(any, "child printed no report\n{}", out.describe());
-}
-
 #[test]
 fn threads_churn_into_an_address_space_limit() {
     if is_child("pressure_as") {
@@ -252,7 +240,7 @@ fn threads_churn_into_an_address_space_limit() {
         "pressure_as",
         CHILD_LIMIT,
     );
-    report(&out, "address space");
+    show_reports(&out, "address space");
 }
 
 #[test]
@@ -282,5 +270,5 @@ fn threads_churn_into_the_map_count() {
         "pressure_maps",
         CHILD_LIMIT,
     );
-    report(&out, "map count");
+    show_reports(&out, "map count");
 }

@@ -298,23 +298,6 @@ fn verify(v: &[(*mut c_void, *mut c_void)], what: &str) {
     }
 }
 
-fn child_report(out: &ChildOutput, what: &str) {
-    assert_child_passed(out);
-    for line in out
-        .stdout
-        .lines()
-        .filter_map(|l| l.find("REPORT").map(|at| &l[at + "REPORT ".len()..]))
-    {
-        println!("{what}: {line}");
-    }
-    println!("{what}: child took {:?}", out.elapsed);
-    assert!(
-        out.stdout.contains("REPORT"),
-        "child printed no report\n{}",
-        out.describe()
-    );
-}
-
 /// RLIMIT_AS = VmSize + `headroom` bytes, set before the first statictramp
 /// allocation of this (child) process; then allocate until NULL.
 fn address_space_child(headroom: u64, cap: usize) -> (usize, bool) {
@@ -371,7 +354,7 @@ fn exhaust_address_space() {
         return;
     }
     let out = run_child("exhaust_address_space", "rlimit_as", CHILD_LIMIT);
-    child_report(&out, "RLIMIT_AS + 300 MiB");
+    show_reports(&out, "RLIMIT_AS + 300 MiB");
 }
 
 #[test]
@@ -392,7 +375,7 @@ fn address_space_limit_leaves_room_for_mapped_pools() {
         "rlimit_as_large",
         CHILD_LIMIT,
     );
-    child_report(&out, "RLIMIT_AS + 1.25 GiB");
+    show_reports(&out, "RLIMIT_AS + 1.25 GiB");
 }
 
 #[test]
@@ -445,7 +428,7 @@ fn exhaust_map_count() {
         return;
     }
     let out = run_child("exhaust_map_count", "map_count", CHILD_LIMIT);
-    child_report(&out, "map count");
+    show_reports(&out, "map count");
 }
 
 /// A thread's cached pairs go back to the global pool when it exits, and

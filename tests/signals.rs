@@ -253,11 +253,7 @@ fn closure_called_from_a_signal_handler_inside_alloc_prep_and_free() {
         Duration::from_secs(60),
     );
     assert_child_passed(&out);
-    let reports: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter_map(|l| l.find("REPORT ").map(|at| &l[at + 7..]))
-        .collect();
+    let reports = out.reports();
     assert!(!reports.is_empty(), "no report\n{}", out.describe());
     for r in reports {
         println!("signals: {r}");
@@ -488,10 +484,9 @@ fn a_handler_may_allocate_while_the_thread_is_in_the_lock_free_fast_path() {
         Duration::from_secs(60),
     );
     assert_child_passed(&out);
-    let report = out
-        .stdout
-        .lines()
-        .find_map(|l| l.find("REPORT ").map(|at| &l[at + 7..]))
+    let report = *out
+        .reports()
+        .first()
         .unwrap_or_else(|| panic!("no report\n{}", out.describe()));
     println!("signals: {report}");
 }

@@ -372,11 +372,7 @@ fn code_pages_when_started_through_the_dynamic_loader() {
         "via_loader",
         std::time::Duration::from_secs(60),
     );
-    for line in out
-        .stdout
-        .lines()
-        .filter_map(|l| l.find("REPORT ").map(|at| &l[at + 7..]))
-    {
+    for line in out.reports() {
         println!("{line}");
     }
     assert_ne!(

@@ -218,6 +218,16 @@ pub struct ChildOutput {
 }
 
 impl ChildOutput {
+    /// What the child printed after `REPORT ` on each stdout line that has
+    /// it (the harness may print before it on the same line).
+    pub fn reports(&self) -> Vec<&str> {
+        const TAG: &str = "REPORT ";
+        self.stdout
+            .lines()
+            .filter_map(|l| l.find(TAG).map(|at| &l[at + TAG.len()..]))
+            .collect()
+    }
+
     /// A description for assertion messages.
     pub fn describe(&self) -> String {
         format!(
@@ -228,6 +238,22 @@ impl ChildOutput {
             self.stderr
         )
     }
+}
+
+/// Checks that a child passed and printed at least one report, and shows
+/// its reports (each prefixed by `what`) and how long it took.
+pub fn show_reports(out: &ChildOutput, what: &str) {
+    assert_child_passed(out);
+    let reports = out.reports();
+    for line in &reports {
+        println!("{what}: {line}");
+    }
+    println!("{what}: child took {:?}", out.elapsed);
+    assert!(
+        !reports.is_empty(),
+        "child printed no report\n{}",
+        out.describe()
+    );
 }
 
 /// Re-runs this test binary for the single test `test` (its full name, as
