@@ -29,6 +29,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 /// linux/landlock.h.
@@ -50,17 +51,6 @@ struct PathBeneathAttr {
 
 /// The directory whose files stay unwritable.
 const PROC: &str = "proc";
-
-/// An open file descriptor, closed on drop.
-struct Fd(libc::c_int);
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: `self.0` is a descriptor this value owns and nothing else
-        // closes.
-        unsafe { libc::close(self.0) };
-    }
-}
 
 fn last_error(what: &str) -> String {
     format!("{what}: {}", io::Error::last_os_error())
@@ -92,24 +82,25 @@ pub fn abi_version() -> Result<i64, String> {
 }
 
 /// Grants `WRITE_FILE` beneath `dir` in ruleset `rs`.
-fn grant_write(rs: &Fd, dir: &std::path::Path) -> Result<(), String> {
+fn grant_write(rs: &OwnedFd, dir: &std::path::Path) -> Result<(), String> {
     let c = CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     // SAFETY: `c` is a NUL-terminated path; O_PATH opens no file content.
     let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(last_error(&format!("open {}", dir.display())));
     }
-    let fd = Fd(fd);
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let attr = PathBeneathAttr {
         allowed_access: LANDLOCK_ACCESS_FS_WRITE_FILE,
-        parent_fd: fd.0,
+        parent_fd: fd.as_raw_fd(),
     };
     // SAFETY: `attr` is a valid landlock_path_beneath_attr that outlives
     // the call; `rs` is a ruleset descriptor.
     let r = unsafe {
         libc::syscall(
             libc::SYS_landlock_add_rule,
-            rs.0,
+            rs.as_raw_fd(),
             LANDLOCK_RULE_PATH_BENEATH,
             &attr as *const PathBeneathAttr,
             0u32,
@@ -141,7 +132,9 @@ pub fn arm() -> Result<(), String> {
     if rs < 0 {
         return Err(last_error("landlock_create_ruleset"));
     }
-    let rs = Fd(rs as libc::c_int);
+    // SAFETY: `rs` is the ruleset descriptor just made, owned by nothing
+    // else.
+    let rs = unsafe { OwnedFd::from_raw_fd(rs as libc::c_int) };
     let entries = std::fs::read_dir("/").map_err(|e| format!("read /: {e}"))?;
     for entry in entries {
         let entry = entry.map_err(|e| format!("read /: {e}"))?;
@@ -159,7 +152,7 @@ pub fn arm() -> Result<(), String> {
         return Err(last_error("PR_SET_NO_NEW_PRIVS"));
     }
     // SAFETY: `rs` is a ruleset descriptor; the call reads no memory.
-    if unsafe { libc::syscall(libc::SYS_landlock_restrict_self, rs.0, 0u32) } < 0 {
+    if unsafe { libc::syscall(libc::SYS_landlock_restrict_self, rs.as_raw_fd(), 0u32) } < 0 {
         return Err(last_error("landlock_restrict_self"));
     }
     Ok(())

@@ -11,6 +11,7 @@
 
 use std::ffi::CString;
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 /// The hidden subcommand an executed copy of this program runs: it exits
@@ -134,34 +135,33 @@ fn err(what: &str) -> String {
 
 const PAGE: usize = 4096;
 
-/// An open descriptor, closed on drop.
-struct Fd(libc::c_int);
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: this value owns the descriptor.
-        unsafe { libc::close(self.0) };
-    }
+/// Takes ownership of a descriptor a system call just returned (closed on
+/// drop).
+fn owned(fd: libc::c_int) -> OwnedFd {
+    // SAFETY: callers pass a descriptor they just got from the kernel and
+    // that nothing else owns or closes.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// A one-page memfd.
-fn memfd() -> Result<Fd, String> {
+fn memfd() -> Result<OwnedFd, String> {
     // SAFETY: a NUL-terminated name and flags; no other memory.
     let fd = unsafe { libc::memfd_create(c"route".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(err("memfd_create"));
     }
-    let fd = Fd(fd);
+    let fd = owned(fd);
     // SAFETY: `fd` is a memfd this function owns.
-    if unsafe { libc::ftruncate(fd.0, PAGE as libc::off_t) } != 0 {
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), PAGE as libc::off_t) } != 0 {
         return Err(err("ftruncate"));
     }
     Ok(fd)
 }
 
 /// Maps one page of `fd` (never unmapped: the process is thrown away).
-fn map(fd: &Fd, prot: libc::c_int, flags: libc::c_int) -> Result<*mut u8, String> {
+fn map(fd: &OwnedFd, prot: libc::c_int, flags: libc::c_int) -> Result<*mut u8, String> {
     // SAFETY: a new mapping chosen by the kernel; it overlaps nothing.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), PAGE, prot, flags, fd.0, 0) };
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), PAGE, prot, flags, fd.as_raw_fd(), 0) };
     if p == libc::MAP_FAILED {
         return Err(err("mmap"));
     }
@@ -190,7 +190,7 @@ fn file_write() -> Result<bool, String> {
     let fd = memfd()?;
     let rx = map(&fd, RX, libc::MAP_PRIVATE)?;
     // SAFETY: writes CODE.len() bytes from CODE to the memfd.
-    let n = unsafe { libc::pwrite(fd.0, CODE.as_ptr().cast(), CODE.len(), 0) };
+    let n = unsafe { libc::pwrite(fd.as_raw_fd(), CODE.as_ptr().cast(), CODE.len(), 0) };
     if n != CODE.len() as isize {
         return Err(err("pwrite"));
     }
@@ -227,8 +227,7 @@ fn new_file_code() -> Result<bool, String> {
     page[..CODE.len()].copy_from_slice(&CODE);
     let t = TempFile::new("code", &page, 0o600)?;
     let f = std::fs::File::open(&t.0).map_err(|e| e.to_string())?;
-    use std::os::fd::IntoRawFd;
-    let fd = Fd(f.into_raw_fd());
+    let fd = OwnedFd::from(f);
     ran(map(&fd, RX, libc::MAP_PRIVATE)?)
 }
 
@@ -288,11 +287,11 @@ fn new_file_exec() -> Result<bool, String> {
     })
 }
 
-fn memfd_program() -> Result<Fd, String> {
+fn memfd_program() -> Result<OwnedFd, String> {
     let fd = memfd()?;
     let exe = this_program()?;
     // SAFETY: writes `exe` into the memfd this function owns.
-    let n = unsafe { libc::pwrite(fd.0, exe.as_ptr().cast(), exe.len(), 0) };
+    let n = unsafe { libc::pwrite(fd.as_raw_fd(), exe.as_ptr().cast(), exe.len(), 0) };
     if n != exe.len() as isize {
         return Err(err("pwrite"));
     }
@@ -311,14 +310,14 @@ fn memfd_fexecve() -> Result<bool, String> {
     in_child(|| {
         // SAFETY: `a` is NUL-terminated; `environ` is the process's
         // environment.
-        unsafe { libc::fexecve(fd.0, a.ptrs.as_ptr(), environ) };
+        unsafe { libc::fexecve(fd.as_raw_fd(), a.ptrs.as_ptr(), environ) };
         errno()
     })
 }
 
 fn memfd_execve_procfd() -> Result<bool, String> {
     let fd = memfd_program()?;
-    let path = CString::new(format!("/proc/self/fd/{}", fd.0)).unwrap();
+    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
     let a = argv();
     in_child(|| {
         // SAFETY: `path` and `a` are NUL-terminated and outlive the call.
@@ -434,9 +433,9 @@ fn userfaultfd(from_dev: bool) -> Result<bool, String> {
         if d < 0 {
             return Err(err("open /dev/userfaultfd"));
         }
-        let d = Fd(d);
+        let d = owned(d);
         // SAFETY: USERFAULTFD_IOC_NEW takes flags, no pointer.
-        unsafe { libc::ioctl(d.0, uffd::IOC_NEW, libc::O_CLOEXEC) }
+        unsafe { libc::ioctl(d.as_raw_fd(), uffd::IOC_NEW, libc::O_CLOEXEC) }
     } else {
         // SAFETY: userfaultfd(2) takes flags, no pointer.
         unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) as libc::c_int }
@@ -444,7 +443,7 @@ fn userfaultfd(from_dev: bool) -> Result<bool, String> {
     if u < 0 {
         return Err(err("userfaultfd"));
     }
-    let u = Fd(u);
+    let u = owned(u);
     let mut api = uffd::Api {
         api: uffd::API,
         features: 0,
@@ -469,13 +468,13 @@ fn userfaultfd(from_dev: bool) -> Result<bool, String> {
     // SAFETY: each ioctl gets the struct its number names, alive for the
     // call; the copy's source is a page of `src`.
     unsafe {
-        if libc::ioctl(u.0, uffd::UFFDIO_API, &mut api) != 0 {
+        if libc::ioctl(u.as_raw_fd(), uffd::UFFDIO_API, &mut api) != 0 {
             return Err(err("UFFDIO_API"));
         }
-        if libc::ioctl(u.0, uffd::UFFDIO_REGISTER, &mut reg) != 0 {
+        if libc::ioctl(u.as_raw_fd(), uffd::UFFDIO_REGISTER, &mut reg) != 0 {
             return Err(err("UFFDIO_REGISTER"));
         }
-        if libc::ioctl(u.0, uffd::UFFDIO_COPY, &mut copy) != 0 {
+        if libc::ioctl(u.as_raw_fd(), uffd::UFFDIO_COPY, &mut copy) != 0 {
             return Err(err("UFFDIO_COPY"));
         }
     }

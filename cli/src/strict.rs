@@ -2,7 +2,9 @@
 //!
 //! After [`arm`], no memory of this process or of any program it executes
 //! can ever be writable and executable, and executable memory can only be
-//! created by mapping a file privately. Three independent layers do it:
+//! created by mapping a file privately. Two independent layers do that
+//! (1 and 2); the filter and a third layer (3) also close ways of changing
+//! existing code:
 //!
 //! 1. **MDWE** (`prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)`, Linux 6.3+):
 //!    the kernel refuses any mapping that would be writable and executable,
