@@ -279,6 +279,12 @@ fn this_program() -> Result<Vec<u8>, String> {
 fn new_file_exec() -> Result<bool, String> {
     let t = TempFile::new("exec", &this_program()?, 0o700)?;
     let path = CString::new(t.0.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    execv_copy(&path)
+}
+
+/// Runs the program at `path` (a copy of this one) in a child with
+/// [`EXIT_ROUTE`]: whether it ran.
+fn execv_copy(path: &CString) -> Result<bool, String> {
     let a = argv();
     in_child(|| {
         // SAFETY: `path` and `a` are NUL-terminated and outlive the call.
@@ -318,12 +324,7 @@ fn memfd_fexecve() -> Result<bool, String> {
 fn memfd_execve_procfd() -> Result<bool, String> {
     let fd = memfd_program()?;
     let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
-    let a = argv();
-    in_child(|| {
-        // SAFETY: `path` and `a` are NUL-terminated and outlive the call.
-        unsafe { libc::execv(path.as_ptr(), a.ptrs.as_ptr()) };
-        errno()
-    })
+    execv_copy(&path)
 }
 
 fn proc_self_mem() -> Result<bool, String> {
